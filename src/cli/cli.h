@@ -1,0 +1,11 @@
+/* Subcommands of the sesame binary. Each takes argc/argv starting at its own
+ * name and returns the process exit code of SPEC.md §1: 0 ran (whatever the
+ * verdict), 1 runtime failure, 2 bad usage or bad input. */
+#ifndef SESAME_CLI_CLI_H
+#define SESAME_CLI_CLI_H
+
+enum { EXIT_RAN = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+int cli_spf(int argc, char **argv);
+
+#endif

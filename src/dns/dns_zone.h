@@ -1,0 +1,64 @@
+/* An in-memory DNS zone: records keyed by (name, type), plus names that
+ * "never answer" (to produce timeouts). It backs the in-memory resolver
+ * (unit tests, benchmarks, `--dns-zone` offline use) and the test DNS server
+ * (tests/support/testdns.c), so both serve exactly the same data.
+ *
+ * JSON form (the tests' zone files, and the RFC 7208 suite after
+ * scripts/spf-suite-to-json.py):
+ *   { "example.com": [
+ *       {"type": "TXT",   "value": ["v=spf1 ", "-all"]},  (or one string)
+ *       {"type": "SPF",   "value": "v=spf1 -all"},        (type 99)
+ *       {"type": "A",     "value": "192.0.2.1"},
+ *       {"type": "AAAA",  "value": "2001:db8::1"},
+ *       {"type": "MX",    "value": [10, "mx.example.com"]},
+ *       {"type": "PTR",   "value": "host.example.com"},
+ *       {"type": "CNAME", "value": "other.example.com"},
+ *       {"type": "TIMEOUT"} ],           any type not listed above never answers
+ *     "slow.example.com": [{"type": "TIMEOUT"}] }   every query times out
+ * A name listed with an empty array exists with no records (NODATA).
+ * Names are case-insensitive; a trailing dot is ignored. */
+#ifndef SESAME_DNS_ZONE_H
+#define SESAME_DNS_ZONE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dns/dns.h"
+
+struct dns_zone;
+
+struct dns_zone *dns_zone_new(void);
+void dns_zone_free(struct dns_zone *z);
+
+/* Adds one record given as wire rdata. Returns 0 or -1 (bad name, no memory). */
+int dns_zone_add_rdata(struct dns_zone *z, const char *name, uint16_t type,
+                       const uint8_t *rdata, size_t len);
+/* Adds one record in presentation form as in the JSON above ("TXT" takes a
+ * single string; use the JSON loader for multi-string TXT). */
+int dns_zone_add(struct dns_zone *z, const char *name, const char *type,
+                 const char *value);
+/* Marks name so that queries for types it has no records of time out. */
+int dns_zone_add_timeout(struct dns_zone *z, const char *name);
+/* Makes name exist with no records (NODATA rather than NXDOMAIN). */
+int dns_zone_add_empty(struct dns_zone *z, const char *name);
+
+/* Loads the JSON form (replacing nothing: records are added). On error
+ * returns -1 and writes a reason naming the offending name to err. */
+int dns_zone_load_json(struct dns_zone *z, const char *json, size_t len,
+                       char *err, size_t errlen);
+int dns_zone_load_file(struct dns_zone *z, const char *path, char *err,
+                       size_t errlen);
+
+/* What the zone says about (name, type), CNAMEs NOT followed:
+ * DNS_OK with the records, DNS_NXDOMAIN, DNS_NODATA, or DNS_TEMPFAIL for a
+ * timeout. The rrs point into the zone and stay valid until it is freed or
+ * changed. A CNAME at name is reported by *cname (NULL otherwise). */
+enum dns_status dns_zone_lookup(const struct dns_zone *z, const char *name,
+                                uint16_t type, const struct dns_rr **rrs,
+                                size_t *count, const char **cname);
+
+/* A resolver answering from the zone (CNAME chains followed, up to 8).
+ * The zone must outlive the resolver. It counts queries for tests. */
+struct dns_resolver *dns_zone_resolver_new(const struct dns_zone *z);
+unsigned long dns_zone_resolver_queries(const struct dns_resolver *r);
+
+#endif
