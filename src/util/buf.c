@@ -1,6 +1,7 @@
 /* Capped growable buffer; see buf.h. */
 #include "util/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
