@@ -1,0 +1,27 @@
+/* Helpers every subcommand shares: the one-line error conventions of
+ * SPEC.md §1, the resolver chosen by --dns / $SESAME_DNS, JSON output. */
+#ifndef SESAME_CLI_COMMON_H
+#define SESAME_CLI_COMMON_H
+#include <jansson.h>
+
+#include "dns/dns.h"
+
+/* Prints "sesame CMD: message" on stderr and returns EXIT_USAGE. */
+__attribute__((format(printf, 2, 3)))
+int cli_usage_error(const char *cmd, const char *fmt, ...);
+
+/* Prints "sesame CMD: message" on stderr and returns EXIT_RUNTIME. */
+__attribute__((format(printf, 2, 3)))
+int cli_runtime_error(const char *cmd, const char *fmt, ...);
+
+/* The resolver for --dns (flag may be NULL: $SESAME_DNS, else the system's).
+ * On failure prints why and returns NULL. */
+struct dns_resolver *cli_resolver(const char *cmd, const char *flag);
+
+/* Prints obj as one line of JSON on stdout and drops the reference. */
+void cli_print_json(json_t *obj);
+
+/* A JSON string, or null for NULL / empty. */
+json_t *cli_json_str_or_null(const char *s);
+
+#endif
