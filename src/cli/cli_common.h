@@ -15,8 +15,9 @@ __attribute__((format(printf, 2, 3)))
 int cli_runtime_error(const char *cmd, const char *fmt, ...);
 
 /* The resolver for --dns (flag may be NULL: $SESAME_DNS, else the system's).
- * On failure prints why and returns NULL. */
-struct dns_resolver *cli_resolver(const char *cmd, const char *flag);
+ * On failure prints why, sets *exit_code (EXIT_USAGE for a malformed
+ * address, EXIT_RUNTIME otherwise) and returns NULL. */
+struct dns_resolver *cli_resolver(const char *cmd, const char *flag, int *exit_code);
 
 /* Prints obj as one line of JSON on stdout and drops the reference. */
 void cli_print_json(json_t *obj);

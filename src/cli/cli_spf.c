@@ -86,9 +86,10 @@ int cli_spf(int argc, char **argv)
     if (spf_ip_parse(ip, &req.ip) != 0)
         return cli_usage_error("spf", "--ip '%s' is not an IPv4 or IPv6 address", ip);
 
-    struct dns_resolver *resolver = cli_resolver("spf", dns);
+    int code;
+    struct dns_resolver *resolver = cli_resolver("spf", dns, &code);
     if (!resolver)
-        return EXIT_RUNTIME;
+        return code;
     struct spf_response r;
     if (helo_scope)
         spf_check_helo(resolver, &req, &r);
