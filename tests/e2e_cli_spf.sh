@@ -3,7 +3,7 @@
 # 127.0.0.1, through the real resolver path: every result, the JSON shape,
 # the text explanation, --dns vs SESAME_DNS, and exit code 2 on bad input.
 set -u
-source "$(dirname "$0")/e2e_lib.sh"
+source "$(dirname "$0")/support/e2e_lib.sh"
 
 start_testdns "$SESAME_TEST_DATA/spf_cli_zone.json"
 spf() { "$SESAME_BIN" spf --dns "$DNS_ADDR" "$@"; }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/spf.h"
 #include "dns/dns_zone.h"
@@ -20,13 +21,31 @@
 
 static json_t *suite;
 
+/* Cases where we follow the RFC over the suite, each explained in
+ * docs/spf.md ("Where we differ from the test suite"). The result must
+ * still match; only the explanation is compared ignoring case. */
+static const char *const explanation_case_differs[] = {
+    "v-macro-ip6", /* RFC 7208 §7.4 writes %{i} nibbles in lower case */
+};
+
+static bool explanation_matches(const char *name, const char *got, const char *want)
+{
+    if (!got)
+        return false;
+    for (size_t i = 0; i < sizeof explanation_case_differs / sizeof *explanation_case_differs; i++)
+        if (strcmp(name, explanation_case_differs[i]) == 0)
+            return strcasecmp(got, want) == 0;
+    return strcmp(got, want) == 0;
+}
+
 static int load_suite(void **state)
 {
     const char *path = getenv("SESAME_SPF_SUITE");
     json_error_t err;
-    suite = path ? json_load_file(path, 0, &err) : NULL;
+    suite = path ? json_load_file(path, JSON_ALLOW_NUL, &err) : NULL;
     if (!suite)
-        fprintf(stderr, "cannot load SESAME_SPF_SUITE=%s\n", path ? path : "(unset)");
+        fprintf(stderr, "cannot load SESAME_SPF_SUITE=%s: %s\n", path ? path : "(unset)",
+                path ? err.text : "");
     return suite ? 0 : -1;
 }
 
@@ -38,14 +57,12 @@ static int free_suite(void **state)
 
 static struct dns_zone *scenario_zone(json_t *scenario)
 {
-    char *text = json_dumps(json_object_get(scenario, "zone"), JSON_COMPACT);
     struct dns_zone *z = dns_zone_new();
     char err[256];
-    int rc = dns_zone_load_json(z, text, strlen(text), err, sizeof err);
+    int rc = dns_zone_load_object(z, json_object_get(scenario, "zone"), err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "zone: %s\n", err);
     assert_int_equal(rc, 0);
-    free(text);
     return z;
 }
 
@@ -74,7 +91,7 @@ static int run_cases(json_t *scenario, struct dns_resolver *dns, const char *mod
             ok = ok || strcmp(json_string_value(want), got) == 0;
         json_t *exp = json_object_get(t, "explanation");
         if (ok && json_is_string(exp) &&
-            (!resp.explanation || strcmp(resp.explanation, json_string_value(exp)) != 0))
+            !explanation_matches(name, resp.explanation, json_string_value(exp)))
             ok = false;
         if (!ok) {
             char *wanted = json_dumps(json_object_get(t, "result"), JSON_COMPACT);

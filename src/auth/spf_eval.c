@@ -7,6 +7,7 @@
  * 10 DNS-querying terms, which is counted across the whole evaluation. */
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,7 @@ static bool domain_is_checkable(const char *d)
 static bool deadline_passed(struct eval *ev)
 {
     struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
     return now.tv_sec > ev->deadline.tv_sec ||
            (now.tv_sec == ev->deadline.tv_sec && now.tv_nsec > ev->deadline.tv_nsec);
 }
@@ -151,7 +152,7 @@ static enum outcome match_addresses(struct eval *ev, const char *name, unsigned 
         problem(ev, "DNS lookup of %s %s failed", v4 ? "A" : "AAAA", name);
         out = ERR_TEMP;
     } else if (a.status != DNS_OK) {
-        if (count_voids && !count_void(ev, name))
+        if (count_voids && a.status != DNS_BADNAME && !count_void(ev, name))
             out = ERR_PERM;
     } else {
         for (size_t i = 0; i < a.count && out == NO_MATCH; i++) {
@@ -243,20 +244,20 @@ static bool target_name(struct eval *ev, const char *domain, struct sv spec, cha
                         size_t namelen)
 {
     if (spec.len == 0) {
-        snprintf(name, namelen, "%s", domain);
+        size_t n = strlen(domain);
+        if (n >= namelen)
+            return false;
+        memcpy(name, domain, n + 1);
         return true;
     }
     struct spf_macro_ctx ctx;
     macro_ctx(ev, domain, &ctx);
     struct buf out;
-    buf_init(&out, SPF_MAX_EXPANSION_LEN);
-    bool ok = spf_macro_expand(spec, false, &ctx, &out) == 0 && out.len < namelen;
-    if (ok)
-        memcpy(name, buf_cstr(&out), out.len + 1);
-    else
-        problem(ev, "cannot expand '%.*s'", (int)spec.len, spec.p);
-    buf_free(&out);
-    return ok;
+    buf_init_fixed(&out, name, namelen);
+    if (spf_macro_expand(spec, false, &ctx, &out) == 0)
+        return true;
+    problem(ev, "cannot expand '%.*s'", (int)spec.len, spec.p);
+    return false;
 }
 
 static enum outcome eval_term(struct eval *ev, const char *domain, const struct spf_term *t,
@@ -291,11 +292,9 @@ static enum outcome eval_term(struct eval *ev, const char *domain, const struct 
         default: return ERR_PERM;
         }
     }
-    /* A target that cannot be a DNS name is treated as non-existent
+    /* A target that cannot be a DNS name (dns_query answers DNS_BADNAME
+     * without asking) is treated as non-existent and is not a void lookup
      * (RFC 7208 §4.3 by analogy; the suite accepts fail or permerror). */
-    if (!dns_name_is_valid(target, strlen(target)))
-        return NO_MATCH;
-
     if (t->mech == SPF_M_A)
         return match_addresses(ev, target, t->cidr4, t->cidr6, true);
 
@@ -306,6 +305,8 @@ static enum outcome eval_term(struct eval *ev, const char *domain, const struct 
         if (a.status == DNS_TEMPFAIL) {
             problem(ev, "DNS lookup of A %s failed", target);
             out = ERR_TEMP;
+        } else if (a.status == DNS_BADNAME) {
+            out = NO_MATCH;
         } else if (a.status != DNS_OK) {
             out = count_void(ev, target) ? NO_MATCH : ERR_PERM;
         }
@@ -332,6 +333,8 @@ static enum outcome eval_term(struct eval *ev, const char *domain, const struct 
     if (mx.status == DNS_TEMPFAIL) {
         problem(ev, "DNS lookup of MX %s failed", target);
         out = ERR_TEMP;
+    } else if (mx.status == DNS_BADNAME) {
+        out = NO_MATCH;
     } else if (mx.status != DNS_OK) {
         out = count_void(ev, target) ? NO_MATCH : ERR_PERM;
     } else if (mx.count > SPF_MAX_MX_NAMES) {
@@ -378,6 +381,25 @@ static char *explanation(struct eval *ev, const char *domain, struct sv exp_spec
     return result;
 }
 
+/* Whether TXT rdata starts with "v=spf1" and a space or its end, reading
+ * only as many character-strings as that takes (a record may be split
+ * anywhere, even inside the version). */
+static bool txt_is_spf1(const uint8_t *rdata, size_t len)
+{
+    char head[8];
+    size_t have = 0, pos = 0;
+    while (pos < len && have < sizeof head) {
+        size_t n = rdata[pos++];
+        if (n > len - pos)
+            return false;
+        size_t take = n < sizeof head - have ? n : sizeof head - have;
+        memcpy(head + have, rdata + pos, take);
+        have += take;
+        pos += n;
+    }
+    return spf_record_is_spf1(head, have > 7 ? 7 : have);
+}
+
 /* Looks up the SPF record of domain (§4.4, §4.5) into txt. */
 static enum spf_result fetch_record(struct eval *ev, const char *domain, struct buf *txt)
 {
@@ -391,23 +413,16 @@ static enum spf_result fetch_record(struct eval *ev, const char *domain, struct 
         problem(ev, "%s: %s, no SPF record", domain,
                 a.status == DNS_NXDOMAIN ? "domain does not exist" : "no TXT records");
     } else {
-        struct buf one;
-        buf_init(&one, DNS_MAX_MESSAGE_LEN);
         size_t found = 0;
         for (size_t i = 0; i < a.count; i++) {
-            if (dns_rdata_txt(a.rrs[i].data, a.rrs[i].len, &one, NULL) != 0 ||
-                !spf_record_is_spf1(buf_cstr(&one), one.len))
+            if (!txt_is_spf1(a.rrs[i].data, a.rrs[i].len))
                 continue;
-            if (++found == 1) {
-                buf_reset(txt);
-                if (buf_append(txt, one.data, one.len) != 0) {
-                    problem(ev, "the SPF record of %s is longer than %d bytes", domain,
-                            SPF_MAX_RECORD_LEN);
-                    r = SPF_PERMERROR;
-                }
+            if (++found == 1 && dns_rdata_txt(a.rrs[i].data, a.rrs[i].len, txt, NULL) != 0) {
+                problem(ev, "the SPF record of %s is malformed or longer than %d bytes",
+                        domain, SPF_MAX_RECORD_LEN);
+                r = SPF_PERMERROR;
             }
         }
-        buf_free(&one);
         if (found > 1) {
             problem(ev, "%s publishes %zu SPF records (there must be one)", domain, found);
             r = SPF_PERMERROR;
@@ -428,8 +443,9 @@ static enum spf_result check_host(struct eval *ev, const char *domain, bool want
         problem(ev, "'%s' is not a valid domain name", domain);
         return SPF_NONE;
     }
+    char record[SPF_MAX_RECORD_LEN + 1];
     struct buf txt;
-    buf_init(&txt, SPF_MAX_RECORD_LEN);
+    buf_init_fixed(&txt, record, sizeof record);
     enum spf_result r = fetch_record(ev, domain, &txt);
     if (r != SPF_PASS) {
         buf_free(&txt);
@@ -455,8 +471,10 @@ static enum spf_result check_host(struct eval *ev, const char *domain, bool want
     }
     if (matched) {
         r = matched->qualifier;
-        snprintf(ev->resp->mechanism, sizeof ev->resp->mechanism, "%.*s",
-                 (int)matched->text.len, matched->text.p);
+        size_t n = matched->text.len < sizeof ev->resp->mechanism
+                       ? matched->text.len : sizeof ev->resp->mechanism - 1;
+        memcpy(ev->resp->mechanism, matched->text.p, n);
+        ev->resp->mechanism[n] = '\0';
     } else if (rec.has_redirect && !rec.has_all) {
         char target[SPF_MAX_EXPANSION_LEN + 1];
         struct sv term = SV_LIT("redirect");
@@ -486,36 +504,38 @@ static void setup(struct eval *ev, struct dns_resolver *dns, const struct spf_re
                   struct spf_response *out, const char *sender)
 {
     memset(out, 0, sizeof *out);
-    memset(ev, 0, sizeof *ev);
+    memset(ev, 0, offsetof(struct eval, ptr_names)); /* the names are filled on demand */
     ev->dns = dns;
     ev->req = req;
     ev->resp = out;
     ev->ip = req->ip;
     ev->helo = sv_cstr(req->helo ? req->helo : "");
     ev->receiver = sv_cstr(req->receiver ? req->receiver : "");
-    clock_gettime(CLOCK_MONOTONIC, &ev->deadline);
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ev->deadline);
     ev->deadline.tv_sec += SPF_EVAL_TIMEOUT_MS / 1000;
 
     const char *at = strrchr(sender, '@');
     struct sv local = at ? sv_make(sender, (size_t)(at - sender)) : SV_LIT("");
-    const char *domain = at ? at + 1 : sender;
+    struct sv domain = sv_cstr(at ? at + 1 : sender);
     if (local.len == 0)
         local = SV_LIT("postmaster");
-    int n = snprintf(ev->sender_buf, sizeof ev->sender_buf, "%.*s@%s", (int)local.len,
-                     local.p, domain);
-    if (n < 0 || (size_t)n >= sizeof ev->sender_buf)
-        n = 0, ev->sender_buf[0] = '\0';
-    ev->sender = sv_make(ev->sender_buf, (size_t)n);
+    if (local.len + 1 + domain.len >= sizeof ev->sender_buf || domain.len >= sizeof out->domain)
+        return; /* ev->sender stays empty: run() reports it */
+    char *p = ev->sender_buf;
+    memcpy(p, local.p, local.len);
+    p[local.len] = '@';
+    memcpy(p + local.len + 1, domain.p, domain.len);
+    p[local.len + 1 + domain.len] = '\0';
+    ev->sender = sv_make(p, local.len + 1 + domain.len);
     ev->local = sv_sub(ev->sender, 0, local.len);
     ev->sender_domain = sv_sub(ev->sender, local.len + 1, ev->sender.len);
-    snprintf(out->domain, sizeof out->domain, "%.*s", (int)ev->sender_domain.len,
-             ev->sender_domain.p);
+    memcpy(out->domain, domain.p, domain.len + 1);
 }
 
 static void run(struct eval *ev)
 {
     struct spf_response *out = ev->resp;
-    if (ev->sender.len == 0 || ev->sender_domain.len > DNS_MAX_NAME_LEN) {
+    if (ev->sender.len == 0) {
         snprintf(out->problem, sizeof out->problem, "the sender address is too long");
         out->result = SPF_NONE;
     } else {

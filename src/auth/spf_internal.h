@@ -33,9 +33,11 @@ struct spf_term {
 
 /* A parsed record. Views point into the text given to spf_record_parse,
  * which must outlive the record. */
+#define SPF_INLINE_TERMS 16
 struct spf_record {
-    struct spf_term *terms;
+    struct spf_term *terms;   /* inline_terms, or the heap past 16 terms */
     size_t nterms;
+    struct spf_term inline_terms[SPF_INLINE_TERMS];
     struct sv redirect;   /* domain-spec of redirect=, len 0 if none */
     struct sv exp;        /* domain-spec of exp=, len 0 if none */
     bool has_redirect, has_exp, has_all;

@@ -225,9 +225,22 @@ static int letter_value(char letter, const struct spf_macro_ctx *ctx, struct buf
             return -1;
         return buf_append_str(val, tmp);
     case 'i':
-        if (ctx->ip->family == AF_INET)
-            return buf_printf(val, "%u.%u.%u.%u", ctx->ip->addr[0], ctx->ip->addr[1],
-                              ctx->ip->addr[2], ctx->ip->addr[3]);
+        if (ctx->ip->family == AF_INET) {
+            for (int i = 0; i < 4; i++) {
+                char dec[4];
+                size_t n = 0;
+                unsigned v = ctx->ip->addr[i];
+                if (v >= 100)
+                    dec[n++] = (char)('0' + v / 100);
+                if (v >= 10)
+                    dec[n++] = (char)('0' + v / 10 % 10);
+                dec[n++] = (char)('0' + v % 10);
+                dec[n++] = '.';
+                if (buf_append(val, dec, i < 3 ? n : n - 1) != 0)
+                    return -1;
+            }
+            return 0;
+        }
         for (int i = 0; i < 16; i++) {
             char nib[4] = { hex[ctx->ip->addr[i] >> 4], '.', hex[ctx->ip->addr[i] & 0xf],
                             i < 15 ? '.' : '\0' };
@@ -296,12 +309,27 @@ int spf_macro_expand(struct sv s, bool exp_text, const struct spf_macro_ctx *ctx
                      struct buf *out)
 {
     char err[128];
+    char valbuf[SPF_MAX_EXPANSION_LEN + 1];
     struct buf val;
-    buf_init(&val, SPF_MAX_EXPANSION_LEN);
+    buf_init_fixed(&val, valbuf, sizeof valbuf);
     buf_reset(out);
     size_t pos = 0;
     int rc = 0;
     while (pos < s.len && rc == 0) {
+        /* copy a run of literal characters at once */
+        const char *pct = memchr(s.p + pos, '%', s.len - pos);
+        size_t run = pct ? (size_t)(pct - s.p) - pos : s.len - pos;
+        if (run) {
+            for (size_t k = pos; k < pos + run; k++) {
+                unsigned char u = (unsigned char)s.p[k];
+                if (!((u >= 0x21 && u <= 0x7e) || (exp_text && u == ' ')))
+                    rc = -1;
+            }
+            if (rc == 0)
+                rc = buf_append(out, s.p + pos, run);
+            pos += run;
+            continue;
+        }
         enum token kind;
         struct macro m;
         const char *text;

@@ -5,6 +5,7 @@
  * → permerror before evaluation). It does no DNS and no macro expansion:
  * domain-specs are validated here and expanded by the evaluator. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,10 +141,16 @@ static int parse_directive(struct sv term, struct spf_term *t, char *err, size_t
         name_end++;
     struct sv name = sv_sub(rest, 0, name_end);
     struct sv arg = sv_sub(rest, name_end, rest.len);
-    size_t m = 0;
-    for (; m < sizeof mechanisms / sizeof mechanisms[0]; m++)
-        if (sv_eq_ci_cstr(name, mechanisms[m].name))
-            break;
+    char lname[8];
+    size_t m = sizeof mechanisms / sizeof mechanisms[0];
+    if (name.len < sizeof lname) {
+        for (size_t i = 0; i < name.len; i++)
+            lname[i] = (char)tolower((unsigned char)name.p[i]);
+        lname[name.len] = '\0';
+        for (m = 0; m < sizeof mechanisms / sizeof mechanisms[0]; m++)
+            if (lname[0] == mechanisms[m].name[0] && strcmp(lname, mechanisms[m].name) == 0)
+                break;
+    }
     if (m == sizeof mechanisms / sizeof mechanisms[0])
         return fail(err, errlen, "unknown mechanism", term);
     t->mech = mechanisms[m].mech;
@@ -202,7 +209,10 @@ static size_t modifier_eq(struct sv term)
 int spf_record_parse(const char *txt, size_t len, struct spf_record *out,
                      char *err, size_t errlen)
 {
-    memset(out, 0, sizeof *out);
+    out->terms = out->inline_terms;
+    out->nterms = 0;
+    out->redirect = out->exp = sv_make(NULL, 0);
+    out->has_redirect = out->has_exp = out->has_all = false;
     if (len > SPF_MAX_RECORD_LEN) {
         snprintf(err, errlen, "record longer than %d bytes", SPF_MAX_RECORD_LEN);
         return -1;
@@ -219,12 +229,8 @@ int spf_record_parse(const char *txt, size_t len, struct spf_record *out,
             return -1;
         }
     }
-    size_t cap = 8;
-    out->terms = malloc(cap * sizeof *out->terms);
-    if (!out->terms) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    size_t cap = SPF_INLINE_TERMS;
+    out->terms = out->inline_terms;
     size_t pos = sizeof SPF_VERSION - 1;
     while (pos < len) {
         while (pos < len && txt[pos] == ' ')
@@ -263,13 +269,17 @@ int spf_record_parse(const char *txt, size_t len, struct spf_record *out,
             goto bad;
         }
         if (out->nterms == cap) {
-            cap *= 2;
-            struct spf_term *n = realloc(out->terms, cap * sizeof *n);
+            struct spf_term *n = out->terms == out->inline_terms
+                                     ? malloc(2 * cap * sizeof *n)
+                                     : realloc(out->terms, 2 * cap * sizeof *n);
             if (!n) {
                 snprintf(err, errlen, "out of memory");
                 goto bad;
             }
+            if (out->terms == out->inline_terms)
+                memcpy(n, out->inline_terms, sizeof out->inline_terms);
             out->terms = n;
+            cap *= 2;
         }
         struct spf_term *t = &out->terms[out->nterms];
         if (parse_directive(term, t, err, errlen) != 0)
@@ -286,7 +296,8 @@ bad:
 
 void spf_record_free(struct spf_record *r)
 {
-    free(r->terms);
+    if (r->terms != r->inline_terms)
+        free(r->terms);
     r->terms = NULL;
     r->nterms = 0;
 }

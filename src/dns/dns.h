@@ -67,9 +67,14 @@ void dns_resolver_free(struct dns_resolver *r);
 
 const char *dns_status_name(enum dns_status s);
 const char *dns_type_name(uint16_t type); /* "TXT", ..., "TYPE123" style not needed: NULL if unknown */
+/* The reverse, case-insensitive: "txt" → DNS_T_TXT; -1 if unknown. */
+int dns_type_from_name(const char *name);
 
 /* Checks a presentation-form name: labels 1..63 octets, total <= 253
- * (trailing dot ignored). Returns 1 if valid, 0 if not. */
+ * (trailing dot ignored). Returns 1 if valid, 0 if not.
+ * There is no escape syntax: every octet but '.' is part of a label (SPF
+ * macro expansions can produce spaces, '%', ':' ...), only NUL is refused.
+ * The root ("" or ".") is not a valid query name. */
 int dns_name_is_valid(const char *name, size_t len);
 
 /* The libunbound resolver (dns_unbound.c).

@@ -16,7 +16,13 @@
  *       {"type": "TIMEOUT"} ],           any type not listed above never answers
  *     "slow.example.com": [{"type": "TIMEOUT"}] }   every query times out
  * A name listed with an empty array exists with no records (NODATA).
- * Names are case-insensitive; a trailing dot is ignored. */
+ * Names are case-insensitive; a trailing dot is ignored.
+ *
+ * Threads: lookups neither allocate nor lock, so any number of threads may
+ * query a zone that nobody changes. Adding records needs exclusive access
+ * (it may move the records earlier lookups returned); a zone served by the
+ * test DNS server is changed under testdns_lock() or replaced whole with
+ * testdns_set_zone(). */
 #ifndef SESAME_DNS_ZONE_H
 #define SESAME_DNS_ZONE_H
 #include <stddef.h>
@@ -33,7 +39,9 @@ void dns_zone_free(struct dns_zone *z);
 int dns_zone_add_rdata(struct dns_zone *z, const char *name, uint16_t type,
                        const uint8_t *rdata, size_t len);
 /* Adds one record in presentation form as in the JSON above ("TXT" takes a
- * single string; use the JSON loader for multi-string TXT). */
+ * single string, split into 255-byte strings when longer; use the JSON
+ * loader for a chosen split). MX is "10 mx.example.com" ("0 ." is a null
+ * MX); "TIMEOUT" (value ignored) is dns_zone_add_timeout(). */
 int dns_zone_add(struct dns_zone *z, const char *name, const char *type,
                  const char *value);
 /* Marks name so that queries for types it has no records of time out. */
@@ -42,9 +50,15 @@ int dns_zone_add_timeout(struct dns_zone *z, const char *name);
 int dns_zone_add_empty(struct dns_zone *z, const char *name);
 
 /* Loads the JSON form (replacing nothing: records are added). On error
- * returns -1 and writes a reason naming the offending name to err. */
+ * returns -1 and writes a reason naming the offending name to err (records
+ * of names before it stay added). A TXT/SPF value [] is one empty string. */
 int dns_zone_load_json(struct dns_zone *z, const char *json, size_t len,
                        char *err, size_t errlen);
+/* The same from an already parsed jansson object (the RFC 7208 suite holds
+ * one zone per scenario). */
+struct json_t;
+int dns_zone_load_object(struct dns_zone *z, const struct json_t *obj,
+                         char *err, size_t errlen);
 int dns_zone_load_file(struct dns_zone *z, const char *path, char *err,
                        size_t errlen);
 
@@ -56,8 +70,18 @@ enum dns_status dns_zone_lookup(const struct dns_zone *z, const char *name,
                                 uint16_t type, const struct dns_rr **rrs,
                                 size_t *count, const char **cname);
 
-/* A resolver answering from the zone (CNAME chains followed, up to 8).
- * The zone must outlive the resolver. It counts queries for tests. */
+/* dns_zone_lookup() with CNAME chains followed (up to DNS_MAX_CNAME_CHAIN
+ * CNAMEs; a longer chain or a loop is DNS_TEMPFAIL, like a resolver's
+ * SERVFAIL). A name with a CNAME answers every other type through it, its
+ * TIMEOUT flag notwithstanding. The status is the one of the last name. */
+enum dns_status dns_zone_resolve(const struct dns_zone *z, const char *name,
+                                 uint16_t type, const struct dns_rr **rrs,
+                                 size_t *count);
+
+/* A resolver answering from the zone (dns_zone_resolve; release is a
+ * no-op, the rrs point into the zone). The zone must outlive the resolver
+ * and must not change while it is queried. Queries from several threads
+ * are fine. It counts queries for tests. */
 struct dns_resolver *dns_zone_resolver_new(const struct dns_zone *z);
 unsigned long dns_zone_resolver_queries(const struct dns_resolver *r);
 

@@ -11,10 +11,26 @@ void buf_init(struct buf *b, size_t cap)
     b->data = NULL;
     b->len = b->alloc = 0;
     b->cap = cap;
+    b->fixed = false;
+}
+
+void buf_init_fixed(struct buf *b, char *storage, size_t size)
+{
+    b->data = storage;
+    b->len = 0;
+    b->alloc = size;
+    b->cap = size ? size - 1 : 0;
+    b->fixed = true;
+    if (size)
+        storage[0] = '\0';
 }
 
 void buf_free(struct buf *b)
 {
+    if (b->fixed) {
+        buf_reset(b);
+        return;
+    }
     free(b->data);
     buf_init(b, b->cap);
 }
@@ -33,6 +49,8 @@ static int buf_reserve(struct buf *b, size_t n)
     size_t need = b->len + n + 1;
     if (need <= b->alloc)
         return 0;
+    if (b->fixed)
+        return -1;
     size_t nalloc = b->alloc ? b->alloc : 64;
     while (nalloc < need)
         nalloc = nalloc > SIZE_MAX / 2 ? need : nalloc * 2;
@@ -84,6 +102,15 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 
 char *buf_detach(struct buf *b)
 {
+    if (b->fixed) {
+        char *copy = malloc(b->len + 1);
+        if (copy) {
+            memcpy(copy, b->data, b->len);
+            copy[b->len] = '\0';
+        }
+        buf_reset(b);
+        return copy;
+    }
     char *p = b->data;
     if (!p)
         p = calloc(1, 1);

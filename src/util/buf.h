@@ -4,6 +4,7 @@
 #ifndef SESAME_UTIL_BUF_H
 #define SESAME_UTIL_BUF_H
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
@@ -11,9 +12,14 @@ struct buf {
     size_t len;    /* bytes used, excluding the terminating NUL */
     size_t alloc;  /* bytes allocated */
     size_t cap;    /* largest len allowed */
+    bool fixed;    /* data is caller storage: never reallocated or freed */
 };
 
 void buf_init(struct buf *b, size_t cap);
+/* A buffer on caller storage (e.g. the stack) of size bytes: cap is
+ * size - 1, nothing is ever allocated; buf_free is then a no-op and
+ * buf_detach returns a malloc'd copy. */
+void buf_init_fixed(struct buf *b, char *storage, size_t size);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);          /* len = 0, keeps memory */
 

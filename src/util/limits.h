@@ -9,6 +9,7 @@
 #define DNS_MAX_MESSAGE_LEN     65535 /* TCP-framed message */
 #define DNS_MAX_TXT_STRING      255   /* one character-string of a TXT rdata */
 #define DNS_QUERY_TIMEOUT_MS    5000  /* one lookup, before temperror */
+#define DNS_MAX_CNAME_CHAIN     8     /* CNAMEs followed per query; more is a loop (temperror) */
 
 /* SPF (RFC 7208) */
 #define SPF_MAX_DNS_MECHANISMS  10    /* §4.6.4: include a mx ptr exists redirect */
@@ -31,5 +32,21 @@
 /* Messages (RFC 5322 §2.1.1) */
 #define MAIL_MAX_LINE_LEN       998   /* excluding CRLF */
 #define MAIL_MAX_HEADERS        1000  /* header fields we will look at */
+
+#define MAIL_MAX_HEADER_SECTION (1024 * 1024) /* header section we keep (Postfix: 100 KiB) */
+#define MAIL_MAX_MESSAGE_SIZE   (64 * 1024 * 1024) /* a whole message read by the CLI */
+
+/* DKIM (RFC 6376, RFC 8301, RFC 8463) */
+#define DKIM_MAX_SIGNATURES     16    /* DKIM-Signature fields verified per message; more are reported unverified */
+#define DKIM_MAX_TAGS           64    /* tags in one tag-list (signature or key record) */
+#define DKIM_MAX_SIG_FIELD_LEN  16384 /* one DKIM-Signature field (z= can be long) */
+#define DKIM_MAX_KEY_RECORD_LEN 8192  /* a key record, TXT strings joined (RSA-8192 p= is ~1.4 KiB) */
+#define DKIM_MAX_SIGNED_HEADERS 256   /* names in h= */
+#define DKIM_MIN_RSA_BITS       1024  /* RFC 8301 §3.2: shorter keys are not accepted */
+#define DKIM_MAX_RSA_BITS       8192  /* RFC 8301 §3.2 asks for up to 4096; beyond 8192 is a DoS */
+#define DKIM_DEFAULT_RSA_BITS   2048  /* RFC 8301 §3.2: signers SHOULD use at least 2048 */
+#define DKIM_MAX_SIG_LEN        1024  /* octets of b= (RSA-8192) */
+#define DKIM_MAX_KEY_FILE       65536 /* a PEM private key file */
+#define DKIM_B_PREFIX_LEN       16    /* header.b= prefix reported (RFC 6008 §4: at least 8) */
 
 #endif
