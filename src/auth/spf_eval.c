@@ -77,11 +77,12 @@ int spf_ip_parse(const char *text, struct spf_ip *out)
     return 0;
 }
 
-/* §4.3: a usable <domain> has valid labels and at least two of them. */
+/* §4.3: a usable <domain> has valid labels and at least two of them; an
+ * address literal ("[192.0.2.1]") is not a domain. */
 static bool domain_is_checkable(const char *d)
 {
     size_t len = strlen(d);
-    if (!dns_name_is_valid(d, len))
+    if (d[0] == '[' || !dns_name_is_valid(d, len))
         return false;
     const char *dot = memchr(d, '.', len);
     return dot && (size_t)(dot - d) + 1 < len;
