@@ -100,7 +100,7 @@ static int next_token(struct sv s, size_t *pos, bool exp_text, enum token *kind,
     }
     size_t nd = 0;
     while (i < s.len && s.p[i] != '}') {
-        if (!strchr(DELIMITERS, s.p[i])) {
+        if (!s.p[i] || !strchr(DELIMITERS, s.p[i])) {
             snprintf(err, errlen, "invalid macro delimiter '%c'", s.p[i]);
             return -1;
         }
@@ -157,6 +157,15 @@ int spf_domain_spec_check(struct sv s, char *err, size_t errlen)
     }
     size_t pos = 0, literal_start = 0;
     enum token kind = TOK_LITERAL;
+    /* Most domain-specs have no macro: then the whole string is one
+     * literal run, checked here in one branch-free pass. */
+    if (!memchr(s.p, '%', s.len)) {
+        unsigned bad = 0;
+        for (size_t i = 0; i < s.len; i++)
+            bad |= (unsigned char)(s.p[i] - 0x21) > 0x5d;
+        if (!bad)
+            pos = s.len;
+    }
     struct macro m;
     const char *text;
     size_t textlen;

@@ -12,6 +12,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     { "spf", cli_spf, "evaluate SPF (RFC 7208) for an IP, sender and HELO" },
+    { "dkim", cli_dkim, "DKIM keys, signing and verification (RFC 6376, RFC 8463)" },
 };
 
 static void usage(FILE *f)

@@ -35,7 +35,7 @@ static char peek(const struct cursor *c) { return at_end(c) ? '\0' : c->p[c->pos
 /* atext of RFC 5322 §3.2.3, plus 8-bit octets (RFC 6532 UTF-8). */
 static bool is_atext(unsigned char ch)
 {
-    return isalnum(ch) || ch >= 0x80 || strchr("!#$%&'*+-/=?^_`{|}~", ch);
+    return isalnum(ch) || ch >= 0x80 || (ch && strchr("!#$%&'*+-/=?^_`{|}~", ch));
 }
 
 /* Skips white space, CRLFs and comments (nested, with quoted-pairs). */
@@ -104,9 +104,12 @@ static int quoted_string(struct cursor *c, char *out, size_t cap, size_t *n)
  * around the dots (obsolete). Appended to out without the CFWS. */
 static int dotted_words(struct cursor *c, char *out, size_t cap, size_t *n, bool allow_quoted)
 {
-    for (;;) {
+    for (bool after_dot = false;; after_dot = true) {
         if (skip_cfws(c) != 0)
             return -1;
+        /* a domain may end in a dot ("example.com."): the caller strips it */
+        if (after_dot && !allow_quoted && !is_atext((unsigned char)peek(c)))
+            return 0;
         if (allow_quoted && peek(c) == '"') {
             if (quoted_string(c, out, cap, n) != 0)
                 return -1;

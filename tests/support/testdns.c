@@ -50,7 +50,7 @@ struct testdns {
     pthread_mutex_t mu;   /* guards zone and ttl */
     struct dns_zone *zone;
     uint32_t ttl;
-    atomic_ulong queries;
+    atomic_ulong queries, tcp_queries;
     int udp, tcp, wake[2];
     unsigned short port;
     char addr[32];
@@ -356,6 +356,8 @@ static size_t handle(struct testdns *t, const uint8_t *m, size_t len, uint8_t *o
     if (rc > 0)
         return short_reply(&q, rcode, 0, out, MSG_MAX);
     atomic_fetch_add(&t->queries, 1);
+    if (tcp)
+        atomic_fetch_add(&t->tcp_queries, 1);
     pthread_mutex_lock(&t->mu);
     size_t n = t->zone ? answer(t->zone, t->ttl, &q, out, MSG_MAX)
                        : short_reply(&q, RC_REFUSED, 0, out, MSG_MAX);
@@ -567,6 +569,7 @@ struct testdns *testdns_start_on(struct dns_zone *zone, unsigned short port)
         t->conns[i].fd = -1;
     t->zone = zone;
     atomic_init(&t->queries, 0);
+    atomic_init(&t->tcp_queries, 0);
     pthread_mutex_init(&t->mu, NULL);
     /* The UDP port picked by the kernel may be taken for TCP: try again. */
     int ok = 0;
@@ -636,6 +639,11 @@ void testdns_unlock(struct testdns *t)
 unsigned long testdns_queries(const struct testdns *t)
 {
     return t ? atomic_load(&((struct testdns *)t)->queries) : 0;
+}
+
+unsigned long testdns_tcp_queries(const struct testdns *t)
+{
+    return t ? atomic_load(&((struct testdns *)t)->tcp_queries) : 0;
 }
 
 void testdns_stop(struct testdns *t)

@@ -40,6 +40,8 @@ void testdns_lock(struct testdns *t);
 void testdns_unlock(struct testdns *t);
 /* Queries received (UDP and TCP, answered or not). */
 unsigned long testdns_queries(const struct testdns *t);
+/* Of those, the ones received over TCP. */
+unsigned long testdns_tcp_queries(const struct testdns *t);
 /* Stops the server thread and frees the server (not the zone). */
 void testdns_stop(struct testdns *t);
 
