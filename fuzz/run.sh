@@ -14,7 +14,8 @@
 #       Runs the target once over each file of CORPUS_DIR (an empty input
 #       when there is none), no fuzzing: what the fuzz build's ctest does.
 #
-# Extra libFuzzer flags can be given in FUZZ_FLAGS (e.g. "-max_len=4096").
+# Extra libFuzzer flags can be given in FUZZ_FLAGS (e.g. "-max_len=4096");
+# FUZZ_TARGETS, a regex on the target name, runs only the targets it matches.
 set -euo pipefail
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
@@ -61,6 +62,8 @@ mkdir -p "$artifacts" "$work"
 
 targets=()
 for f in "$build"/fuzz/fuzz_*; do
+  # FUZZ_TARGETS (a regex on the name, e.g. "dkim|dns") picks some targets
+  [ -n "${FUZZ_TARGETS:-}" ] && ! [[ $(basename "$f") =~ $FUZZ_TARGETS ]] && continue
   [ -f "$f" ] && [ -x "$f" ] && targets+=("$f")
 done
 if [ ${#targets[@]} -eq 0 ]; then
