@@ -2,9 +2,10 @@
  * as a dns_rr holds it, never reads past len, and returns 0 on success or -1
  * when the rdata is malformed (a malformed record is treated by callers as
  * if it were absent, and reported). Names are returned in presentation form,
- * lower case preserved as sent, without the trailing dot; compression
- * pointers cannot appear in rdata handed out by resolvers (they are
- * decompressed), and are rejected. */
+ * case preserved as sent, without the trailing dot (the root is ""); there
+ * is no escape syntax, so a label holding '.' or NUL, which could not be
+ * shown unambiguously, is malformed. Compression pointers cannot appear in
+ * rdata handed out by resolvers (they are decompressed), and are rejected. */
 #ifndef SESAME_DNS_RDATA_H
 #define SESAME_DNS_RDATA_H
 #include <stddef.h>

@@ -314,18 +314,34 @@ static const struct dns_resolver_ops ub_resolver_ops = {
     .destroy = ubr_destroy,
 };
 
-/* Options for both modes; see docs/dns.md for the measurements behind them. */
-static const char *const common_options[][2] = {
+/* Options for both modes; docs/dns.md has the measurements behind them.
+ * optional: not every libunbound knows it (max-sent-count is 1.19, and a
+ * Debian security backport in 1.17); without it things still work. */
+static const struct {
+    const char *opt, *val;
+    int optional;
+} common_options[] = {
     /* No trust anchor is configured, so the validator would only cost. */
-    { "module-config:", "iterator" },
-    /* A server that missed one query is still asked the next: keep probing
-     * it, and do not remember it as down for long. */
-    { "infra-keep-probing:", "yes" },
-    { "infra-host-ttl:", "60" },
-    { "infra-cache-max-rtt:", "2000" },
-    /* Exactly the asked name goes upstream (query counts stay exact). */
-    { "qname-minimisation:", "no" },
-    { "prefetch:", "no" },
+    { "module-config:", "iterator", 0 },
+    /* libunbound's default is 16 UDP ports: queries we gave up on keep
+     * retrying in the background and would make new ones wait for a port. */
+    { "outgoing-range:", "256", 0 },
+    { "outgoing-num-tcp:", "16", 0 },
+    /* Forget a server's timeouts after a second. With the default (900 s)
+     * a burst of unanswered queries backs the RTO off until the server is
+     * "down" and every query gets SERVFAIL for minutes; keep-probing alone
+     * does not prevent that, and a small infra-cache-max-rtt makes it worse
+     * (the server is down after three timeouts, below PROBE_MAXRTO). */
+    { "infra-host-ttl:", "1", 0 },
+    { "infra-keep-probing:", "yes", 0 },
+    /* Bound the background retries of a query we cancelled (default 32). */
+    { "max-sent-count:", "8", 1 },
+    /* Exactly the asked name goes upstream, and only when asked. */
+    { "qname-minimisation:", "no", 0 },
+    { "prefetch:", "no", 0 },
+    /* Forwarders on the loopback (systemd-resolved's 127.0.0.53, the test
+     * server) must be usable; we never recurse from the root ourselves. */
+    { "do-not-query-localhost:", "no", 0 },
 };
 
 struct dns_resolver *dns_unbound_new(const char *server, unsigned timeout_ms,
@@ -365,13 +381,17 @@ struct dns_resolver *dns_unbound_new(const char *server, unsigned timeout_ms,
         set_err(err, errlen, "libunbound async mode: %s", ub_strerror(rc));
         goto fail;
     }
-    for (size_t i = 0; i < sizeof(common_options) / sizeof(common_options[0]); i++)
-        if (set_opt(u->ctx, common_options[i][0], common_options[i][1], err, errlen) != 0)
+    for (size_t i = 0; i < sizeof(common_options) / sizeof(common_options[0]); i++) {
+        if (common_options[i].optional) {
+            rc = ub_ctx_set_option(u->ctx, common_options[i].opt, common_options[i].val);
+            if (rc != 0)
+                log_msg(LOG_DEBUG, "dns", "event=option_unsupported option=%s",
+                        common_options[i].opt);
+        } else if (set_opt(u->ctx, common_options[i].opt, common_options[i].val, err,
+                           errlen) != 0) {
             goto fail;
-    /* Forwarders on the loopback (systemd-resolved's 127.0.0.53, the test
-     * server) must be usable; we never recurse from the root. */
-    if (set_opt(u->ctx, "do-not-query-localhost:", "no", err, errlen) != 0)
-        goto fail;
+        }
+    }
 
     if (server) {
         if (set_opt(u->ctx, "do-ip6:", af == AF_INET6 ? "yes" : "no", err, errlen) != 0 ||

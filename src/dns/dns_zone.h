@@ -13,7 +13,8 @@
  *       {"type": "MX",    "value": [10, "mx.example.com"]},
  *       {"type": "PTR",   "value": "host.example.com"},
  *       {"type": "CNAME", "value": "other.example.com"},
- *       {"type": "TIMEOUT"} ],           any type not listed above never answers
+ *       {"type": "TIMEOUT"} ],           any type without records never answers
+ *                                        (where TIMEOUT appears does not matter)
  *     "slow.example.com": [{"type": "TIMEOUT"}] }   every query times out
  * A name listed with an empty array exists with no records (NODATA).
  * Names are case-insensitive; a trailing dot is ignored.
