@@ -83,6 +83,18 @@ struct dns_resolver *cli_resolver(const char *cmd, const char *flag, int *exit_c
     return r;
 }
 
+int cli_read_stdin(struct buf *b)
+{
+    char chunk[65536];
+    for (;;) {
+        size_t n = fread(chunk, 1, sizeof chunk, stdin);
+        if (n && buf_append(b, chunk, n) != 0)
+            return b->len + n > b->cap ? EXIT_USAGE : EXIT_RUNTIME;
+        if (n < sizeof chunk)
+            return ferror(stdin) ? EXIT_RUNTIME : 0;
+    }
+}
+
 void cli_print_json(json_t *obj)
 {
     char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);

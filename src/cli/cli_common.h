@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include "dns/dns.h"
+#include "util/buf.h"
 
 /* Prints "sesame CMD: message" on stderr and returns EXIT_USAGE. */
 __attribute__((format(printf, 2, 3)))
@@ -18,6 +19,10 @@ int cli_runtime_error(const char *cmd, const char *fmt, ...);
  * On failure prints why, sets *exit_code (EXIT_USAGE for a malformed
  * address, EXIT_RUNTIME otherwise) and returns NULL. */
 struct dns_resolver *cli_resolver(const char *cmd, const char *flag, int *exit_code);
+
+/* Reads all of stdin into b (up to its cap). Returns 0, EXIT_USAGE when
+ * the input is larger than the cap, EXIT_RUNTIME on a read error. */
+int cli_read_stdin(struct buf *b);
 
 /* Prints obj as one line of JSON on stdout and drops the reference. */
 void cli_print_json(json_t *obj);

@@ -15,6 +15,7 @@
 #include "auth/dkim_signer.h"
 #include "cli/cli.h"
 #include "cli/cli_common.h"
+#include "cli/cli_verdicts.h"
 #include "util/strview.h"
 
 static const char usage_text[] =
@@ -84,22 +85,6 @@ static time_t parse_now(const char *s, bool *ok)
         return time(NULL);
     *ok = sv_to_uint(sv_cstr(s), 253402300799UL, &v);
     return (time_t)v;
-}
-
-/* Reads all of stdin (at most MAIL_MAX_MESSAGE_SIZE). 0, 1 (I/O), 2 (too large). */
-static int read_stdin(struct buf *b)
-{
-    char chunk[65536];
-    for (;;) {
-        size_t n = fread(chunk, 1, sizeof chunk, stdin);
-        if (n && buf_append(b, chunk, n) != 0)
-            return b->len + n > b->cap ? EXIT_USAGE : EXIT_RUNTIME;
-        if (n < sizeof chunk) {
-            if (ferror(stdin))
-                return EXIT_RUNTIME;
-            return 0;
-        }
-    }
 }
 
 static int cmd_keygen(const struct args *a)
@@ -206,7 +191,7 @@ static int cmd_sign(const struct args *a)
     struct buf msg, sig;
     buf_init(&msg, MAIL_MAX_MESSAGE_SIZE);
     buf_init(&sig, DKIM_MAX_SIG_FIELD_LEN);
-    int rc = read_stdin(&msg);
+    int rc = cli_read_stdin(&msg);
     if (rc != 0) {
         dkim_signer_free(signer);
         buf_free(&msg);
@@ -282,20 +267,7 @@ static int cmd_verify(const struct args *a)
         return rc;
     }
     if (a->json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < res.count; i++) {
-            const struct dkim_signature_result *r = &res.sigs[i];
-            json_t *o = json_object();
-            json_object_set_new(o, "result", json_string(dkim_result_name(r->result)));
-            json_object_set_new(o, "domain", json_string(r->domain));
-            json_object_set_new(o, "selector", json_string(r->selector));
-            json_object_set_new(o, "algorithm", json_string(r->algorithm));
-            json_object_set_new(o, "reason", json_string(r->reason));
-            json_object_set_new(o, "identity", json_string(r->identity));
-            json_object_set_new(o, "header_b", json_string(r->b_prefix));
-            json_object_set_new(o, "testing", json_boolean(r->testing));
-            json_array_append_new(arr, o);
-        }
+        json_t *arr = cli_dkim_json(&res);
         json_t *top = json_object();
         json_object_set_new(top, "signatures", arr);
         cli_print_json(top);

@@ -9,6 +9,7 @@
 #include "auth/spf.h"
 #include "cli/cli.h"
 #include "cli/cli_common.h"
+#include "cli/cli_verdicts.h"
 
 static const char usage[] =
     "usage: sesame spf --ip IP --sender ADDRESS [--helo NAME] [--receiver NAME]\n"
@@ -98,14 +99,7 @@ int cli_spf(int argc, char **argv)
     dns_resolver_free(resolver);
 
     if (json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "result", json_string(spf_result_name(r.result)));
-        json_object_set_new(o, "domain", json_string(r.domain));
-        json_object_set_new(o, "mechanism", cli_json_str_or_null(r.mechanism));
-        json_object_set_new(o, "explanation", cli_json_str_or_null(r.explanation));
-        json_object_set_new(o, "dns_lookups", json_integer(r.dns_lookups));
-        json_object_set_new(o, "void_lookups", json_integer(r.void_lookups));
-        json_object_set_new(o, "problem", cli_json_str_or_null(r.problem));
+        json_t *o = cli_spf_json(&r);
         cli_print_json(o);
     } else {
         print_text(&req, ip, &r, helo_scope);
