@@ -32,22 +32,21 @@ static unsigned random_percent(void *arg)
     return v % 100;
 }
 
-/* Numbered advice, printed at the end. */
+/* Advice gathered while explaining, printed numbered at the end. */
 struct advice {
     int n;
+    char items[8][600];
 };
 
 __attribute__((format(printf, 2, 3)))
 static void advise(struct advice *a, const char *fmt, ...)
 {
-    if (a->n++ == 0)
-        printf("\nWhat to change:\n");
+    if (a->n == (int)(sizeof a->items / sizeof a->items[0]))
+        return;
     va_list ap;
     va_start(ap, fmt);
-    printf("  %d. ", a->n);
-    vprintf(fmt, ap);
+    vsnprintf(a->items[a->n++], sizeof a->items[0], fmt, ap);
     va_end(ap);
-    putchar('\n');
 }
 
 static const char *align_word(enum dmarc_align a)
@@ -177,7 +176,7 @@ static void explain_dmarc(const struct auth_verdict *v, struct advice *adv)
         const struct dmarc_record *r = &d->record;
         printf("  policy found at _dmarc.%s: p=%s%s%s adkim=%s aspf=%s pct=%u\n",
                d->policy_domain, dmarc_policy_name(r->p), r->sp ? " sp=" : "",
-               r->sp ? dmarc_policy_name(r->sp) : "", align_word(r->adkim) + 0,
+               r->sp ? dmarc_policy_name(r->sp) : "", align_word(r->adkim),
                align_word(r->aspf), r->pct);
         if (d->subdomain_policy)
             printf("  %s is a subdomain of %s, so sp=%s applies\n", v->from_domain,
@@ -231,6 +230,10 @@ static void print_text(const struct auth_verdict *v, const char *ip, const char 
     explain_dmarc(v, &adv);
     if (adv.n == 0)
         printf("\nNothing to change: SPF, DKIM and DMARC are in order for this message.\n");
+    else
+        printf("\nWhat to change:\n");
+    for (int i = 0; i < adv.n; i++)
+        printf("  %d. %s\n", i + 1, adv.items[i]);
     printf("\n%s\n", buf_cstr(&v->authres));
 }
 
