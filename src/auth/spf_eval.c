@@ -26,13 +26,14 @@ struct eval {
     struct spf_response *resp;
     struct spf_ip ip;
     struct sv sender, local, sender_domain, helo, receiver;
-    char sender_buf[SMTP_MAX_PATH_LEN + 16];
     unsigned dns_terms, voids;
     struct timespec deadline;
     /* validated names of the client IP (ptr mechanism and %{p}) */
     bool ptr_done;
     enum dns_status ptr_status;
     size_t nptr;
+    /* storage, not zeroed per evaluation: everything above is */
+    char sender_buf[SMTP_MAX_PATH_LEN + 16];
     char ptr_names[SPF_MAX_PTR_NAMES][DNS_MAX_NAME_LEN + 1];
 };
 
@@ -504,8 +505,12 @@ done:
 static void setup(struct eval *ev, struct dns_resolver *dns, const struct spf_request *req,
                   struct spf_response *out, const char *sender)
 {
-    memset(out, 0, sizeof *out);
-    memset(ev, 0, offsetof(struct eval, ptr_names)); /* the names are filled on demand */
+    /* only the heads of the response's strings: they are 1 KiB together */
+    out->result = SPF_NONE;
+    out->domain[0] = out->mechanism[0] = out->problem[0] = '\0';
+    out->explanation = NULL;
+    out->dns_lookups = out->void_lookups = 0;
+    memset(ev, 0, offsetof(struct eval, sender_buf));
     ev->dns = dns;
     ev->req = req;
     ev->resp = out;

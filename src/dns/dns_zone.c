@@ -54,30 +54,44 @@ struct dns_zone {
 
 /* Lower-cases name (ASCII only, as DNS compares) into out without the
  * trailing dot. Returns the length, or -1 when the name is not valid. */
-static int zone_key(const char *name, char out[WIRE_NAME_MAX])
+/* The lookup key of name (lower case, no trailing dot) and its FNV-1a
+ * hash, in one pass. validate: check the name first (names that came
+ * through dns_query were checked there already). */
+static int zone_key_hash(const char *name, char out[WIRE_NAME_MAX], bool validate,
+                         uint64_t *hash)
 {
     if (!name)
         return -1;
     size_t len = strlen(name);
-    if (!dns_name_is_valid(name, len))
+    if (validate && !dns_name_is_valid(name, len))
         return -1;
-    if (name[len - 1] == '.')
+    if (len && name[len - 1] == '.')
         len--;
+    if (len >= WIRE_NAME_MAX)
+        return -1;
+    uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
-        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        c = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        out[i] = c;
+        h = (h ^ (unsigned char)c) * 1099511628211ULL;
     }
     out[len] = '\0';
+    *hash = h;
     return (int)len;
+}
+
+static int zone_key(const char *name, char out[WIRE_NAME_MAX])
+{
+    uint64_t h;
+    return zone_key_hash(name, out, true, &h);
 }
 
 static uint64_t zone_hash(const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a, as zone_key_hash */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
     return h;
 }
 
@@ -526,9 +540,9 @@ int dns_zone_load_file(struct dns_zone *z, const char *path, char *err,
 
 /* ---- lookups ---------------------------------------------------------- */
 
-enum dns_status dns_zone_lookup(const struct dns_zone *z, const char *name,
-                                uint16_t type, const struct dns_rr **rrs,
-                                size_t *count, const char **cname)
+static enum dns_status zone_lookup(const struct dns_zone *z, const char *name, bool validate,
+                                   uint16_t type, const struct dns_rr **rrs, size_t *count,
+                                   const char **cname)
 {
     if (rrs)
         *rrs = NULL;
@@ -537,10 +551,11 @@ enum dns_status dns_zone_lookup(const struct dns_zone *z, const char *name,
     if (cname)
         *cname = NULL;
     char key[WIRE_NAME_MAX];
-    int len = z ? zone_key(name, key) : -1;
+    uint64_t h = 0;
+    int len = z ? zone_key_hash(name, key, validate, &h) : -1;
     if (len < 0)
         return DNS_NXDOMAIN;
-    const struct zone_node *n = zone_find(z, key, (size_t)len, zone_hash(key, (size_t)len));
+    const struct zone_node *n = zone_find(z, key, (size_t)len, h);
     if (!n)
         return DNS_NXDOMAIN;
     if (cname)
@@ -557,9 +572,15 @@ enum dns_status dns_zone_lookup(const struct dns_zone *z, const char *name,
     return n->timeout ? DNS_TEMPFAIL : DNS_NODATA;
 }
 
-enum dns_status dns_zone_resolve(const struct dns_zone *z, const char *name,
-                                 uint16_t type, const struct dns_rr **rrs,
-                                 size_t *count)
+enum dns_status dns_zone_lookup(const struct dns_zone *z, const char *name,
+                                uint16_t type, const struct dns_rr **rrs,
+                                size_t *count, const char **cname)
+{
+    return zone_lookup(z, name, true, type, rrs, count, cname);
+}
+
+static enum dns_status zone_resolve(const struct dns_zone *z, const char *name, bool validate,
+                                   uint16_t type, const struct dns_rr **rrs, size_t *count)
 {
     const char *cur = name, *cname;
     const struct dns_rr *r;
@@ -569,7 +590,8 @@ enum dns_status dns_zone_resolve(const struct dns_zone *z, const char *name,
     if (count)
         *count = 0;
     for (unsigned hops = 0;; hops++) {
-        enum dns_status st = dns_zone_lookup(z, cur, type, &r, &n, &cname);
+        /* CNAME targets come from the zone and were checked when added */
+        enum dns_status st = zone_lookup(z, cur, validate && hops == 0, type, &r, &n, &cname);
         if (st == DNS_OK) {
             if (rrs)
                 *rrs = r;
@@ -583,6 +605,13 @@ enum dns_status dns_zone_resolve(const struct dns_zone *z, const char *name,
             return DNS_TEMPFAIL; /* a loop, or a chain too long */
         cur = cname;
     }
+}
+
+enum dns_status dns_zone_resolve(const struct dns_zone *z, const char *name,
+                                 uint16_t type, const struct dns_rr **rrs,
+                                 size_t *count)
+{
+    return zone_resolve(z, name, true, type, rrs, count);
 }
 
 /* ---- the zone resolver ------------------------------------------------ */
@@ -600,7 +629,8 @@ static void zres_query(struct dns_resolver *r, const char *name, uint16_t type,
     atomic_fetch_add_explicit(&zr->queries, 1, memory_order_relaxed);
     const struct dns_rr *rrs;
     size_t count;
-    out->status = dns_zone_resolve(zr->zone, name, type, &rrs, &count);
+    /* dns_query checked the name already */
+    out->status = zone_resolve(zr->zone, name, false, type, &rrs, &count);
     out->rrs = out->status == DNS_OK ? rrs : NULL;
     out->count = out->status == DNS_OK ? count : 0;
     out->release = NULL; /* the records belong to the zone */
