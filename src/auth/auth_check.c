@@ -73,7 +73,16 @@ int auth_check_message(struct dns_resolver *dns, const struct auth_check_input *
     spf_check_mailfrom(dns, &req, &out->spf);
 
     struct dkim_clock clock = { .now = in->now };
-    if (dkim_verify_message(dns, &clock, msg, len, &out->dkim) != 0)
+    struct dkim_verify_ctx *v = dkim_verify_begin(dns, &clock);
+    if (!v)
+        return -1;
+    if (in->keycache)
+        dkim_verify_set_keycache(v, in->keycache);
+    int rc = dkim_verify_write(v, msg, len);
+    if (rc == 0)
+        rc = dkim_verify_finish(v, &out->dkim);
+    dkim_verify_free(v);
+    if (rc != 0)
         return -1;
 
     size_t head_len, body_off;

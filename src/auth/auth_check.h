@@ -18,6 +18,9 @@ struct auth_check_input {
     const char *sender;        /* MAIL FROM; "" = null reverse-path */
     const char *authserv_id;
     time_t now;
+    /* parsed DKIM keys shared across messages (NULL: none); the MX keeps
+     * one per process, which saves decoding the same key for every message */
+    struct dkim_keycache *keycache;
     /* pct sampling (NULL: always sampled) */
     unsigned (*random_percent)(void *arg);
     void *random_arg;
