@@ -9,5 +9,6 @@ enum { EXIT_RAN = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 int cli_spf(int argc, char **argv);
 int cli_dkim(int argc, char **argv);
 int cli_check(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
 
 #endif

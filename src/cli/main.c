@@ -14,6 +14,7 @@ static const struct subcommand subcommands[] = {
     { "spf", cli_spf, "evaluate SPF (RFC 7208) for an IP, sender and HELO" },
     { "dkim", cli_dkim, "DKIM keys, signing and verification (RFC 6376, RFC 8463)" },
     { "check", cli_check, "why a message passes or fails SPF, DKIM and DMARC" },
+    { "doctor", cli_doctor, "audit a domain's DNS for mail: MX, SPF, DKIM, DMARC, MTA-STS" },
 };
 
 static void usage(FILE *f)
