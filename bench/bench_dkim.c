@@ -313,6 +313,40 @@ static void write_file(const char *path, const char *data, size_t len)
         die("cannot write a temporary file");
 }
 
+/* The octets SHA-256 goes over to verify (or sign) the signed message m:
+ * the canonical body and the canonical signed header fields. */
+static size_t hashed_octets(const char *m, size_t len)
+{
+    size_t hl, bo, nf = 0;
+    mail_split_message(m, len, &hl, &bo);
+    struct mail_field f[64];
+    mail_header_fields(m, hl, f, 64, &nf, NULL);
+    struct dkim_sig *sig = malloc(sizeof *sig);
+    char err[200];
+    if (!sig || nf == 0 || nf > 64 || !sv_eq_ci_cstr(f[0].name, "DKIM-Signature") ||
+        dkim_sig_parse(f[0].raw.p, f[0].raw.len, sig, err, sizeof err) != 0)
+        die("cannot read back the signature");
+    struct buf sf, scratch;
+    buf_init(&sf, 1 << 16);
+    buf_init(&scratch, 1 << 20);
+    unsigned char d[32];
+    struct dkim_body b;
+    if (buf_append(&sf, f[0].raw.p, sig->b_off) != 0 ||
+        buf_append(&sf, f[0].raw.p + sig->b_off + sig->b_len,
+                   f[0].raw.len - sig->b_off - sig->b_len) != 0 ||
+        dkim_header_digest(sig->hc, f, nf, sig->names, sig->nnames, sf.data, sf.len, &scratch,
+                           d) != 0 ||
+        dkim_body_init(&b, sig->bc, -1, NULL) != 0 || dkim_body_update(&b, m + bo, len - bo) != 0 ||
+        dkim_body_final(&b, d) != 0)
+        die("hashed_octets");
+    size_t n = scratch.len + (size_t)b.total;
+    dkim_body_free(&b);
+    buf_free(&sf);
+    buf_free(&scratch);
+    free(sig);
+    return n;
+}
+
 struct hctx {
     enum dkim_canon c;
     const char *body;
@@ -472,17 +506,33 @@ int main(void)
             json_object_set_new(ps, "dkimpy", json_real(py[2 * i]));
             json_object_set_new(pv, "dkimpy", json_real(py[2 * i + 1]));
         }
+        /* The limit is the bare signature operation; a DKIM signature also
+         * needs SHA-256 over the message, which no implementation can skip:
+         * the notes say what that alone leaves (at the measured sha256 rate). */
+        size_t hashed = hashed_octets(c.signed_msg, c.signed_len);
+        double hash_s = lim[4] > 0 ? (double)hashed / (lim[4] * 1e6) : 0;
+        char notes[512], ceiling[200] = "";
         char name[64], what[64];
         snprintf(name, sizeof name, "dkim_sign_%s_4k", tags[i]);
         snprintf(what, sizeof what, "openssl speed %s sign", tags[i]);
-        emit(name, "msg/s", sign, what, lim[2 * i], ps,
-             "4 KiB message, relaxed/relaxed, default header set; whole sign path "
-             "(split, canonicalize, hash, sign, fold)");
+        if (lim[2 * i] > 0 && hash_s > 0)
+            snprintf(ceiling, sizeof ceiling, "; the limit plus SHA-256 of the %zu octets hashed "
+                     "allows at most %.0f/s (%.2f of the limit)", hashed,
+                     1 / (1 / lim[2 * i] + hash_s), 1 / (1 + hash_s * lim[2 * i]));
+        snprintf(notes, sizeof notes, "4 KiB message, relaxed/relaxed, default header set; whole "
+                 "sign path (split, canonicalize, hash, sign, fold)%s", ceiling);
+        emit(name, "msg/s", sign, what, lim[2 * i], ps, notes);
         snprintf(name, sizeof name, "dkim_verify_%s_4k", tags[i]);
         snprintf(what, sizeof what, "openssl speed %s verify", tags[i]);
-        emit(name, "msg/s", verify, what, lim[2 * i + 1], pv,
-             "4 KiB message; whole verify path (parse, key lookup in an in-memory zone with "
-             "the shared key cache, body and header hash, signature check)");
+        ceiling[0] = '\0';
+        if (lim[2 * i + 1] > 0 && hash_s > 0)
+            snprintf(ceiling, sizeof ceiling, "; the limit plus SHA-256 of the %zu octets hashed "
+                     "allows at most %.0f/s (%.2f of the limit)", hashed,
+                     1 / (1 / lim[2 * i + 1] + hash_s), 1 / (1 + hash_s * lim[2 * i + 1]));
+        snprintf(notes, sizeof notes, "4 KiB message; whole verify path (parse, key lookup in an "
+                 "in-memory zone with the shared key cache, as the MX uses it, body and header "
+                 "hash, signature check)%s", ceiling);
+        emit(name, "msg/s", verify, what, lim[2 * i + 1], pv, notes);
         buf_free(&c.out);
         buf_free(&sm);
     }

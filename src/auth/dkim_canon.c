@@ -3,12 +3,20 @@
  * §3.7. A bare LF is read as CRLF everywhere. The body state machine keeps
  * only a few flags between chunks, so a CRLF or a run of whitespace split
  * across chunks, and empty lines at the end, come out the same whatever
- * the chunking. Plain runs are found 16 octets at a time (SSE2). */
+ * the chunking. It only steps octet by octet where the canonical form
+ * differs from the input: SIMD scanners (SSE2, AVX2 when the CPU has it)
+ * find the longest stretch, across any number of CRLF lines, that is
+ * canonical as it is, and such a run goes to SHA-256 straight from the
+ * caller's buffer, without a copy. Header fields are canonicalized into a
+ * stack stage that feeds the hash. */
 #include <pthread.h>
 #include <string.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
 #endif
 
 #include "auth/dkim_internal.h"
@@ -27,94 +35,188 @@ const EVP_MD *dkim_sha256(void)
 
 /* ---- header fields ---- */
 
+/* Where canonical header octets go: a buffer (tests, fuzzers), or SHA-256
+ * through a stage, so that the header hash needs no growing buffer. A
+ * field is canonicalized straight into the stage when it fits. */
+struct hout {
+    struct buf *buf;       /* buffer mode when non-NULL */
+    EVP_MD_CTX *md;        /* else: hash mode */
+    bool failed;
+    size_t n;              /* octets in stage (hash mode) */
+    char stage[4096];
+};
+
+static void hout_write(struct hout *o, const char *p, size_t n)
+{
+    if (o->buf) {
+        if (buf_append(o->buf, p, n) != 0)
+            o->failed = true;
+    } else if (n && EVP_DigestUpdate(o->md, p, n) != 1) {
+        o->failed = true;
+    }
+}
+
+static void hout_flush(struct hout *o)
+{
+    if (!o->buf && o->n) {
+        hout_write(o, o->stage, o->n);
+        o->n = 0;
+    }
+}
+
+/* simple (§3.4.1): the octets as they are, a bare LF read as CRLF. d has
+ * room for 2 * len + 2. */
+static size_t canon_simple(const char *f, size_t len, char *d, bool crlf)
+{
+    size_t o = 0, run = 0;
+    const char *nl;
+    while (run < len && (nl = memchr(f + run, '\n', len - run))) {
+        size_t i = (size_t)(nl - f);
+        if (i == 0 || f[i - 1] != '\r') {
+            memcpy(d + o, f + run, i - run);
+            o += i - run;
+            d[o++] = '\r';
+            d[o++] = '\n';
+            run = i + 1;
+        } else {
+            memcpy(d + o, f + run, i + 1 - run);
+            o += i + 1 - run;
+            run = i + 1;
+        }
+    }
+    memcpy(d + o, f + run, len - run);
+    o += len - run;
+    if (crlf) {
+        d[o++] = '\r';
+        d[o++] = '\n';
+    }
+    return o;
+}
+
 static bool wsp(char c) { return c == ' ' || c == '\t'; }
+
+/* relaxed (§3.4.2): name lowercased without the WSP before the colon,
+ * line ends removed (a CRLF or a bare LF; a lone CR is an octet), WSP runs
+ * as one SP, none at the start or end of the value. d has room for
+ * len + 3. */
+static size_t canon_relaxed(const char *f, size_t len, char *d, bool crlf)
+{
+    const char *colon = memchr(f, ':', len);
+    size_t nlen = colon ? (size_t)(colon - f) : len;
+    while (nlen && (wsp(f[nlen - 1]) || f[nlen - 1] == '\r' || f[nlen - 1] == '\n'))
+        nlen--;
+    size_t o = 0;
+    for (size_t i = 0; i < nlen; i++) {
+        char c = f[i];
+        d[o++] = (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
+    }
+    d[o++] = ':';
+    if (colon) {
+        size_t i = (size_t)(colon - f) + 1;
+        bool pending = false, started = false;
+        while (i < len) {
+            unsigned char c = (unsigned char)f[i];
+            if (c > ' ') {
+                /* A run of value octets (the common case). */
+                if (pending && started)
+                    d[o++] = ' ';
+                pending = false;
+                started = true;
+#if defined(__SSE2__)
+                /* 16 at a time; storing 16 is safe: o <= i (every octet
+                 * out consumed one in), so d + o + 16 <= d + len. */
+                const __m128i sp = _mm_set1_epi8(' ');
+                bool stopped = false;
+                while (i + 16 <= len) {
+                    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(f + i));
+                    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, sp), sp));
+                    _mm_storeu_si128((__m128i *)(void *)(d + o), v);
+                    if (m) {
+                        size_t k = (size_t)__builtin_ctz(m);
+                        i += k;
+                        o += k;
+                        stopped = true;
+                        break;
+                    }
+                    i += 16;
+                    o += 16;
+                }
+                if (stopped || i >= len || (c = (unsigned char)f[i]) <= ' ')
+                    continue;
+#endif
+                do {
+                    d[o++] = (char)c;
+                } while (++i < len && (c = (unsigned char)f[i]) > ' ');
+                continue;
+            }
+            if (c == ' ' || c == '\t') {
+                pending = true;
+                i++;
+            } else if (c == '\n') {
+                i++;
+            } else if (c == '\r' && i + 1 < len && f[i + 1] == '\n') {
+                i += 2;
+            } else {
+                /* Any other control octet, a lone CR included: content. */
+                if (pending && started)
+                    d[o++] = ' ';
+                pending = false;
+                started = true;
+                d[o++] = (char)c;
+                i++;
+            }
+        }
+    }
+    if (crlf) {
+        d[o++] = '\r';
+        d[o++] = '\n';
+    }
+    return o;
+}
+
+/* One canonical field into o, with its CRLF when crlf. */
+static void hout_field(struct hout *o, enum dkim_canon c, const char *field, size_t len,
+                       bool crlf)
+{
+    size_t need = c == DKIM_CANON_SIMPLE ? 2 * len + 2 : len + 3;
+    char *heap = NULL, *d;
+    bool in_stage = false;
+    if (need <= sizeof o->stage) {
+        if (o->buf) {
+            d = o->stage;               /* buffer mode: the stage is a free temporary */
+        } else {
+            if (need > sizeof o->stage - o->n)
+                hout_flush(o);
+            d = o->stage + o->n;
+            in_stage = true;
+        }
+    } else if (!(d = heap = malloc(need))) {
+        o->failed = true;
+        return;
+    }
+    size_t n = c == DKIM_CANON_SIMPLE ? canon_simple(field, len, d, crlf)
+                                      : canon_relaxed(field, len, d, crlf);
+    if (in_stage) {
+        o->n += n;
+    } else {
+        hout_flush(o);
+        hout_write(o, d, n);
+    }
+    free(heap);
+}
 
 int dkim_canon_header(enum dkim_canon c, const char *field, size_t len, struct buf *out)
 {
-    if (c == DKIM_CANON_SIMPLE) {
-        size_t run = 0;
-        for (size_t i = 0; i < len; i++) {
-            if (field[i] == '\n' && (i == 0 || field[i - 1] != '\r')) {
-                if (buf_append(out, field + run, i - run) != 0 || buf_append(out, "\r\n", 2) != 0)
-                    return -1;
-                run = i + 1;
-            }
-        }
-        if (buf_append(out, field + run, len - run) != 0)
-            return -1;
-        return buf_append(out, "\r\n", 2);
-    }
-    const char *colon = memchr(field, ':', len);
-    size_t nlen = colon ? (size_t)(colon - field) : len;
-    while (nlen && (wsp(field[nlen - 1]) || field[nlen - 1] == '\r' || field[nlen - 1] == '\n'))
-        nlen--;
-    size_t start = out->len;
-    if (buf_append(out, field, nlen) != 0)
-        return -1;
-    for (size_t i = start; i < out->len; i++)
-        if (out->data[i] >= 'A' && out->data[i] <= 'Z')
-            out->data[i] = (char)(out->data[i] + ('a' - 'A'));
-    if (buf_append_char(out, ':') != 0)
-        return -1;
-    if (colon) {
-        size_t i = (size_t)(colon - field) + 1;
-        bool pending = false, started = false;
-        while (i < len) {
-            char ch = field[i];
-            if (ch == '\r' && i + 1 < len && field[i + 1] == '\n') {
-                i += 2;
-                continue;
-            }
-            if (ch == '\n') {
-                i++;
-                continue;
-            }
-            if (wsp(ch)) {
-                pending = true;
-                i++;
-                continue;
-            }
-            /* A run of value octets up to the next whitespace or line end. */
-            size_t j = i + 1;
-            while (j < len && !wsp(field[j]) && field[j] != '\r' && field[j] != '\n')
-                j++;
-            if (pending && started && buf_append_char(out, ' ') != 0)
-                return -1;
-            if (buf_append(out, field + i, j - i) != 0)
-                return -1;
-            pending = false;
-            started = true;
-            i = j;
-        }
-    }
-    return buf_append(out, "\r\n", 2);
+    struct hout o;
+    o.buf = out;
+    o.md = NULL;
+    o.failed = false;
+    o.n = 0;
+    hout_field(&o, c, field, len, true);
+    return o.failed ? -1 : 0;
 }
 
 /* ---- body ---- */
-
-int dkim_body_init(struct dkim_body *b, enum dkim_canon c, int64_t limit, struct buf *sink)
-{
-    memset(b, 0, offsetof(struct dkim_body, stage));
-    b->canon = c;
-    b->limited = limit >= 0;
-    b->limit = limit >= 0 ? (uint64_t)limit : 0;
-    b->sink = sink;
-    if (!sink) {
-        b->md = EVP_MD_CTX_new();
-        if (!b->md || EVP_DigestInit_ex(b->md, dkim_sha256(), NULL) != 1) {
-            EVP_MD_CTX_free(b->md);
-            b->md = NULL;
-            return -1;
-        }
-    }
-    return 0;
-}
-
-void dkim_body_free(struct dkim_body *b)
-{
-    EVP_MD_CTX_free(b->md);
-    b->md = NULL;
-}
 
 static void out_raw(struct dkim_body *b, const char *p, size_t n)
 {
@@ -134,6 +236,9 @@ static void flush(struct dkim_body *b)
     }
 }
 
+/* Runs at least this long go to the hash as they are, without a copy. */
+#define DIRECT_MIN 256
+
 static void emit(struct dkim_body *b, const char *p, size_t n)
 {
     b->total += n;
@@ -145,7 +250,7 @@ static void emit(struct dkim_body *b, const char *p, size_t n)
             n = (size_t)(b->limit - b->hashed);
     }
     b->hashed += n;
-    if (n > sizeof b->stage / 2) {
+    if (n >= DIRECT_MIN) {
         flush(b);
         out_raw(b, p, n);
         return;
@@ -156,12 +261,22 @@ static void emit(struct dkim_body *b, const char *p, size_t n)
     b->nstage += n;
 }
 
+/* The empty lines held back: content follows, so they are not trailing. */
+static void emit_empty_lines(struct dkim_body *b)
+{
+    static const char crlfs[] = "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n";
+    while (b->empty_lines) {
+        size_t k = b->empty_lines < 16 ? (size_t)b->empty_lines : 16;
+        emit(b, crlfs, 2 * k);
+        b->empty_lines -= k;
+    }
+}
+
 /* Octets p[0..n) that are canonical as they are, on the current line. */
 static void content(struct dkim_body *b, const char *p, size_t n)
 {
     if (!b->line_content) {
-        for (; b->empty_lines; b->empty_lines--)
-            emit(b, "\r\n", 2);
+        emit_empty_lines(b);
         b->line_content = true;
     }
     if (b->wsp) {
@@ -182,60 +297,218 @@ static void line_end(struct dkim_body *b)
     }
 }
 
-/* simple: the octets before the next CR or LF. */
-static size_t span_simple(const char *p, size_t n)
+/* A run: p[0..n), n > 0, not ending in CR, whose line ends are all CRLF
+ * and whose octets are canonical as they are (the scanners below found
+ * nothing to change), possibly spanning many lines. It goes to the hash
+ * in one piece, but for empty lines at its start (held back until content
+ * follows) and at its end (held back: they may be the trailing ones). */
+static void run(struct dkim_body *b, const char *p, size_t n)
 {
-    size_t i = 0;
-#if defined(__SSE2__)
-    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
-    while (i + 16 <= n) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
-        if (m)
-            return i + (size_t)__builtin_ctz((unsigned)m);
-        i += 16;
+    if (!b->line_content) {
+        size_t s = 0;
+        while (s + 2 <= n && p[s] == '\r' && p[s + 1] == '\n')
+            s += 2;
+        if (s == n) {
+            b->empty_lines += n / 2;
+            return;
+        }
+        /* Content follows: the lines held from before go out, those in p
+         * go with it. */
+        emit_empty_lines(b);
+        b->line_content = true;
     }
-#endif
-    while (i < n && p[i] != '\r' && p[i] != '\n')
-        i++;
-    return i;
+    size_t t = n, k = 0;
+    while (t >= 2 && p[t - 2] == '\r' && p[t - 1] == '\n') {
+        t -= 2;
+        k++;
+    }
+    if (k == 0) {
+        emit(b, p, n);
+        return;
+    }
+    /* The first CRLF of the tail ends a line with content (the run's, or
+     * the one before it); the rest are empty lines. */
+    emit(b, p, t + 2);
+    b->empty_lines = k - 1;
+    b->line_content = false;
 }
 
-static bool ws_or_eol(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+/* ---- scanners: how far from p a run goes ----
+ * simple: up to the first bare LF (an LF at p[0] counts as bare: a CR
+ * before it was handled already). relaxed: also up to an HTAB, or a SP
+ * that is followed by an octet <= 0x20 (SP, HTAB, CR, LF; other control
+ * octets too, which is merely cautious) or by the end of the data
+ * (p[0..avail)): there a WSP run may need collapsing or removing. n <= avail
+ * bounds the scan; positions before n are judged exactly. */
 
-/* relaxed: the octets that are canonical as they are: anything but HTAB,
- * CR, LF, and SP unless a single SP before such an octet. A SP at the end
- * of the chunk is left for the state machine (what follows is unknown). */
-static size_t span_relaxed(const char *p, size_t n)
+static bool relaxed_stop(const char *p, size_t j, size_t avail)
 {
-    size_t i = 0;
+    char c = p[j];
+    if (c == '\t')
+        return true;
+    if (c == '\n')
+        return j == 0 || p[j - 1] != '\r';
+    if (c == ' ')
+        return j + 1 >= avail || (unsigned char)p[j + 1] <= ' ';
+    return false;
+}
+
+static size_t scan_simple_scalar(const char *p, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (p[j] == '\n' && (j == 0 || p[j - 1] != '\r'))
+            return j;
+    return n;
+}
+
+static size_t scan_relaxed_scalar(const char *p, size_t n, size_t avail)
+{
+    for (size_t j = 0; j < n; j++)
+        if (relaxed_stop(p, j, avail))
+            return j;
+    return n;
+}
+
 #if defined(__SSE2__)
+static size_t scan_simple_sse2(const char *p, size_t n)
+{
+    if (n == 0 || p[0] == '\n')
+        return 0;
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+    size_t j = 1;
+    for (; j + 16 <= n; j += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + j));
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(p + j - 1));
+        int m = _mm_movemask_epi8(_mm_andnot_si128(_mm_cmpeq_epi8(w, cr), _mm_cmpeq_epi8(v, lf)));
+        if (m)
+            return j + (size_t)__builtin_ctz((unsigned)m);
+    }
+    for (; j < n; j++)
+        if (p[j] == '\n' && p[j - 1] != '\r')
+            return j;
+    return n;
+}
+
+static size_t scan_relaxed_sse2(const char *p, size_t n, size_t avail)
+{
+    if (n == 0 || relaxed_stop(p, 0, avail))
+        return 0;
     const __m128i sp = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t');
     const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
-    while (i + 17 <= n) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 1));
-        __m128i eol_v = _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf));
-        __m128i bad_v = _mm_or_si128(eol_v, _mm_cmpeq_epi8(v, tab));
-        __m128i ws_w = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, sp), _mm_cmpeq_epi8(w, tab)),
-                                    _mm_or_si128(_mm_cmpeq_epi8(w, cr), _mm_cmpeq_epi8(w, lf)));
-        __m128i dev = _mm_or_si128(bad_v, _mm_and_si128(_mm_cmpeq_epi8(v, sp), ws_w));
-        int m = _mm_movemask_epi8(dev);
+    size_t j = 1;
+    for (; j + 16 <= n && j + 17 <= avail; j += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + j));
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(p + j - 1));
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + j + 1));
+        __m128i bare_lf = _mm_andnot_si128(_mm_cmpeq_epi8(w, cr), _mm_cmpeq_epi8(v, lf));
+        __m128i sp_ws = _mm_and_si128(_mm_cmpeq_epi8(v, sp),
+                                      _mm_cmpeq_epi8(_mm_min_epu8(x, sp), x));
+        __m128i stop = _mm_or_si128(_mm_or_si128(bare_lf, sp_ws), _mm_cmpeq_epi8(v, tab));
+        int m = _mm_movemask_epi8(stop);
         if (m)
-            return i + (size_t)__builtin_ctz((unsigned)m);
-        i += 16;
+            return j + (size_t)__builtin_ctz((unsigned)m);
+    }
+    for (; j < n; j++)
+        if (relaxed_stop(p, j, avail))
+            return j;
+    return n;
+}
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_AVX2_SCAN 1
+__attribute__((target("avx2"))) static size_t scan_simple_avx2(const char *p, size_t n)
+{
+    if (n == 0 || p[0] == '\n')
+        return 0;
+    const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
+    size_t j = 1;
+    for (; j + 32 <= n; j += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + j));
+        __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(p + j - 1));
+        unsigned m = (unsigned)_mm256_movemask_epi8(
+            _mm256_andnot_si256(_mm256_cmpeq_epi8(w, cr), _mm256_cmpeq_epi8(v, lf)));
+        if (m)
+            return j + (size_t)__builtin_ctz(m);
+    }
+    for (; j < n; j++)
+        if (p[j] == '\n' && p[j - 1] != '\r')
+            return j;
+    return n;
+}
+
+__attribute__((target("avx2"))) static size_t scan_relaxed_avx2(const char *p, size_t n,
+                                                                 size_t avail)
+{
+    if (n == 0 || relaxed_stop(p, 0, avail))
+        return 0;
+    const __m256i sp = _mm256_set1_epi8(' '), tab = _mm256_set1_epi8('\t');
+    const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n');
+    size_t j = 1;
+    for (; j + 32 <= n && j + 33 <= avail; j += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + j));
+        __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(p + j - 1));
+        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(p + j + 1));
+        __m256i bare_lf = _mm256_andnot_si256(_mm256_cmpeq_epi8(w, cr), _mm256_cmpeq_epi8(v, lf));
+        __m256i sp_ws = _mm256_and_si256(_mm256_cmpeq_epi8(v, sp),
+                                         _mm256_cmpeq_epi8(_mm256_min_epu8(x, sp), x));
+        __m256i stop = _mm256_or_si256(_mm256_or_si256(bare_lf, sp_ws), _mm256_cmpeq_epi8(v, tab));
+        unsigned m = (unsigned)_mm256_movemask_epi8(stop);
+        if (m)
+            return j + (size_t)__builtin_ctz(m);
+    }
+    for (; j < n; j++)
+        if (relaxed_stop(p, j, avail))
+            return j;
+    return n;
+}
+#endif
+
+static size_t (*scan_simple)(const char *p, size_t n) = scan_simple_scalar;
+static size_t (*scan_relaxed)(const char *p, size_t n, size_t avail) = scan_relaxed_scalar;
+static pthread_once_t scan_once = PTHREAD_ONCE_INIT;
+
+static void scan_pick(void)
+{
+#if defined(__SSE2__)
+    scan_simple = scan_simple_sse2;
+    scan_relaxed = scan_relaxed_sse2;
+#endif
+#if defined(HAVE_AVX2_SCAN)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) {
+        scan_simple = scan_simple_avx2;
+        scan_relaxed = scan_relaxed_avx2;
     }
 #endif
-    while (i < n) {
-        char c = p[i];
-        if (c == '\t' || c == '\r' || c == '\n')
-            break;
-        if (c == ' ' && (i + 1 >= n || ws_or_eol(p[i + 1])))
-            break;
-        i++;
-    }
-    return i;
 }
+
+int dkim_body_init(struct dkim_body *b, enum dkim_canon c, int64_t limit, struct buf *sink)
+{
+    memset(b, 0, offsetof(struct dkim_body, stage));
+    b->canon = c;
+    b->limited = limit >= 0;
+    b->limit = limit >= 0 ? (uint64_t)limit : 0;
+    b->sink = sink;
+    pthread_once(&scan_once, scan_pick);
+    if (!sink) {
+        b->md = EVP_MD_CTX_new();
+        if (!b->md || EVP_DigestInit_ex(b->md, dkim_sha256(), NULL) != 1) {
+            EVP_MD_CTX_free(b->md);
+            b->md = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void dkim_body_free(struct dkim_body *b)
+{
+    EVP_MD_CTX_free(b->md);
+    b->md = NULL;
+}
+
+/* Longest run handed over at once: scanned and hashed while in L1/L2. */
+#define RUN_MAX (16 * 1024)
 
 int dkim_body_update(struct dkim_body *b, const char *p, size_t len)
 {
@@ -254,13 +527,18 @@ int dkim_body_update(struct dkim_body *b, const char *p, size_t len)
     }
     while (i < len) {
         if (!b->wsp) {
-            size_t k = relaxed ? span_relaxed(p + i, len - i) : span_simple(p + i, len - i);
+            size_t avail = len - i, m = avail < RUN_MAX ? avail : RUN_MAX;
+            size_t k = relaxed ? scan_relaxed(p + i, m, avail) : scan_simple(p + i, m);
+            if (k && p[i + k - 1] == '\r')
+                k--;            /* a CR is left to the state machine: an LF may follow */
             if (k) {
-                content(b, p + i, k);
+                run(b, p + i, k);
                 i += k;
                 continue;
             }
         }
+        /* One step of the state machine: p[i] is a CR, an LF, WSP in
+         * relaxed, or an octet after held-back WSP. */
         char c = p[i];
         if (c == '\r') {
             if (i + 1 == len) {
@@ -322,25 +600,38 @@ int dkim_header_digest(enum dkim_canon hc, const struct mail_field *fields, size
     if (nfields > MAIL_MAX_HEADERS)
         return -1;
     memset(used, 0, nfields * sizeof used[0]);
-    buf_reset(scratch);
-    for (size_t k = 0; k < nnames; k++) {
+    struct hout o;
+    o.buf = scratch;
+    o.md = NULL;
+    o.failed = false;
+    o.n = 0;
+    if (scratch) {
+        buf_reset(scratch);
+    } else if (!(o.md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(o.md, dkim_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(o.md);
+        return -1;
+    }
+    for (size_t k = 0; k < nnames && !o.failed; k++) {
+        struct sv name = names[k];
         for (size_t j = nfields; j-- > 0;) {
-            if (!used[j] && sv_eq_ci(fields[j].name, names[k])) {
+            if (!used[j] && dkim_name_eq(fields[j].name, name)) {
                 used[j] = true;
-                if (dkim_canon_header(hc, fields[j].raw.p, fields[j].raw.len, scratch) != 0)
-                    return -1;
+                hout_field(&o, hc, fields[j].raw.p, fields[j].raw.len, true);
                 break;
             }
         }
     }
-    if (dkim_canon_header(hc, sig_field, sig_len, scratch) != 0)
-        return -1;
-    scratch->len -= 2;   /* without its CRLF (§3.7) */
+    /* The signature field last, without its CRLF (§3.7). */
+    hout_field(&o, hc, sig_field, sig_len, false);
+    hout_flush(&o);
     unsigned int n = 0;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int ok = md && EVP_DigestInit_ex(md, dkim_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(md, scratch->data, scratch->len) == 1 &&
-             EVP_DigestFinal_ex(md, digest, &n) == 1 && n == DKIM_SHA256_LEN;
-    EVP_MD_CTX_free(md);
-    return ok ? 0 : -1;
+    int ok;
+    if (scratch) {
+        ok = !o.failed && EVP_Digest(scratch->data ? scratch->data : "", scratch->len, digest,
+                                     &n, dkim_sha256(), NULL) == 1;
+    } else {
+        ok = !o.failed && EVP_DigestFinal_ex(o.md, digest, &n) == 1;
+        EVP_MD_CTX_free(o.md);
+    }
+    return ok && n == DKIM_SHA256_LEN ? 0 : -1;
 }

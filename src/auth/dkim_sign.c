@@ -12,18 +12,21 @@
  * over: listed once more than present, so that an added copy breaks the
  * signature (§8.15). Only fields present are signed. */
 static const struct {
-    const char *name;
+    struct sv name;
     bool over;
 } default_fields[] = {
-    { "from", true },        { "reply-to", true },     { "subject", true },
-    { "date", true },        { "to", true },           { "cc", true },
-    { "message-id", true },  { "mime-version", true }, { "content-type", true },
-    { "content-transfer-encoding", true },
-    { "resent-date", false }, { "resent-from", false }, { "resent-to", false },
-    { "resent-cc", false },   { "in-reply-to", false }, { "references", false },
-    { "list-id", false },     { "list-help", false },   { "list-unsubscribe", false },
-    { "list-unsubscribe-post", false }, { "list-subscribe", false },
-    { "list-post", false },   { "list-owner", false },  { "list-archive", false },
+    { SV_LIT("from"), true },        { SV_LIT("reply-to"), true },
+    { SV_LIT("subject"), true },     { SV_LIT("date"), true },
+    { SV_LIT("to"), true },          { SV_LIT("cc"), true },
+    { SV_LIT("message-id"), true },  { SV_LIT("mime-version"), true },
+    { SV_LIT("content-type"), true }, { SV_LIT("content-transfer-encoding"), true },
+    { SV_LIT("resent-date"), false }, { SV_LIT("resent-from"), false },
+    { SV_LIT("resent-to"), false },  { SV_LIT("resent-cc"), false },
+    { SV_LIT("in-reply-to"), false }, { SV_LIT("references"), false },
+    { SV_LIT("list-id"), false },    { SV_LIT("list-help"), false },
+    { SV_LIT("list-unsubscribe"), false }, { SV_LIT("list-unsubscribe-post"), false },
+    { SV_LIT("list-subscribe"), false }, { SV_LIT("list-post"), false },
+    { SV_LIT("list-owner"), false }, { SV_LIT("list-archive"), false },
 };
 
 struct dkim_sign_ctx {
@@ -111,7 +114,9 @@ struct dkim_sign_ctx *dkim_sign_begin(struct dkim_signer *signer,
     const char *strs[] = { opt->domain, opt->selector, opt->headers, opt->identity };
     for (size_t i = 0; i < 4; i++)
         slen += strs[i] ? strlen(strs[i]) + 1 : 0;
-    struct dkim_sign_ctx *ctx = calloc(1, sizeof *ctx);
+    /* Not calloc: the body's 8 KiB stage and the h= names need no zeroing
+     * (dkim_body_init sets the rest of the body; nnames counts the names). */
+    struct dkim_sign_ctx *ctx = malloc(sizeof *ctx);
     char *strings = malloc(slen + 1);
     if (!ctx || !strings) {
         free(ctx);
@@ -119,6 +124,8 @@ struct dkim_sign_ctx *dkim_sign_begin(struct dkim_signer *signer,
         dkim_err(err, errlen, "out of memory");
         return NULL;
     }
+    ctx->nnames = 0;
+    ctx->body.md = NULL;   /* dkim_sign_free before dkim_body_init */
     ctx->signer = signer;
     ctx->opt = *opt;
     ctx->strings = strings;
@@ -166,6 +173,21 @@ enum dkim_status dkim_sign_write(struct dkim_sign_ctx *ctx, const char *p, size_
     return DKIM_OK;
 }
 
+/* Appends v in decimal (what "%lld" writes). */
+static int append_int(struct buf *out, long long v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--i] = '-';
+    return buf_append(out, d + i, sizeof d - i);
+}
+
 /* Appends "name:name:..." folding before a name that would pass column 76. */
 static int append_names(struct buf *out, const struct sv *names, size_t n, size_t *col)
 {
@@ -194,10 +216,13 @@ enum dkim_status dkim_sign_finish(struct dkim_sign_ctx *ctx, struct buf *out, ch
     unsigned char bh[DKIM_SHA256_LEN], digest[DKIM_SHA256_LEN], sig[DKIM_MAX_SIG_LEN];
     size_t siglen = 0;
     enum dkim_status st = DKIM_ESYS;
-    struct mail_field *fields = NULL;
+    struct mail_field few_fields[64], *fields = NULL, *heap_fields = NULL;
+    /* On the stack: the field (at most DKIM_MAX_SIG_FIELD_LEN) and b= in
+     * base64 need no growing heap buffers. */
+    char hdr_mem[DKIM_MAX_SIG_FIELD_LEN + 1], b64_mem[(DKIM_MAX_SIG_LEN + 2) / 3 * 4 + 1];
     struct buf hdr, scratch;
-    buf_init(&hdr, DKIM_MAX_SIG_FIELD_LEN);
-    buf_init(&scratch, MAIL_MAX_HEADER_SECTION + DKIM_MAX_SIG_FIELD_LEN);
+    buf_init_fixed(&hdr, hdr_mem, sizeof hdr_mem);
+    buf_init_fixed(&scratch, b64_mem, sizeof b64_mem);
 
     if (ctx->split.overflow) {
         dkim_err(err, errlen, "header section larger than %d octets", MAIL_MAX_HEADER_SECTION);
@@ -208,14 +233,20 @@ enum dkim_status dkim_sign_finish(struct dkim_sign_ctx *ctx, struct buf *out, ch
         dkim_err(err, errlen, "body hash failed");
         goto out;
     }
-    fields = malloc(MAIL_MAX_HEADERS * sizeof *fields);
-    if (!fields) {
-        dkim_err(err, errlen, "out of memory");
-        goto out;
-    }
+    /* Most messages have a few dozen fields: a stack array, the full
+     * MAIL_MAX_HEADERS one only when needed. */
+    const char *head = ctx->split.head.data ? ctx->split.head.data : "";
     size_t nfields = 0;
-    mail_header_fields(ctx->split.head.data ? ctx->split.head.data : "", ctx->split.head.len,
-                       fields, MAIL_MAX_HEADERS, &nfields, NULL);
+    fields = few_fields;
+    mail_header_fields(head, ctx->split.head.len, fields, sizeof few_fields / sizeof few_fields[0],
+                       &nfields, NULL);
+    if (nfields > sizeof few_fields / sizeof few_fields[0]) {
+        if (!(fields = heap_fields = malloc(MAIL_MAX_HEADERS * sizeof *fields))) {
+            dkim_err(err, errlen, "out of memory");
+            goto out;
+        }
+        mail_header_fields(head, ctx->split.head.len, fields, MAIL_MAX_HEADERS, &nfields, NULL);
+    }
     if (nfields > MAIL_MAX_HEADERS) {
         dkim_err(err, errlen, "more than %d header fields", MAIL_MAX_HEADERS);
         st = DKIM_EINPUT;
@@ -223,7 +254,7 @@ enum dkim_status dkim_sign_finish(struct dkim_sign_ctx *ctx, struct buf *out, ch
     }
     size_t nfrom = 0;
     for (size_t i = 0; i < nfields; i++)
-        nfrom += sv_eq_ci_cstr(fields[i].name, "from");
+        nfrom += dkim_name_eq(fields[i].name, SV_LIT("from"));
     if (nfrom == 0) {
         dkim_err(err, errlen, "the message has no From header field (RFC 6376 §5.4)");
         st = DKIM_EINPUT;
@@ -239,24 +270,35 @@ enum dkim_status dkim_sign_finish(struct dkim_sign_ctx *ctx, struct buf *out, ch
         for (size_t d = 0; d < sizeof default_fields / sizeof default_fields[0]; d++) {
             size_t present = 0;
             for (size_t i = 0; i < nfields; i++)
-                present += sv_eq_ci_cstr(fields[i].name, default_fields[d].name);
+                present += dkim_name_eq(fields[i].name, default_fields[d].name);
             size_t times = present ? present + (default_fields[d].over ? 1 : 0) : 0;
             for (size_t k = 0; k < times && nnames < DKIM_MAX_SIGNED_HEADERS; k++)
-                defnames[nnames++] = sv_cstr(default_fields[d].name);
+                defnames[nnames++] = default_fields[d].name;
         }
         names = defnames;
     }
 
     /* The field without b='s value. */
     enum dkim_algorithm alg = dkim_signer_algorithm(ctx->signer);
-    int ok = buf_printf(&hdr, "DKIM-Signature: v=1; a=%s; c=%s/%s; d=%s; s=%s;\r\n\tt=%lld;",
-                        dkim_algorithm_name(alg), dkim_canon_name(o->header_canon),
-                        dkim_canon_name(o->body_canon), o->domain, o->selector,
-                        (long long)o->now) == 0;
+    /* Appended piece by piece: buf_printf's vsnprintf cost more than the
+     * rest of the field. */
+    int ok = buf_append_str(&hdr, "DKIM-Signature: v=1; a=") == 0 &&
+             buf_append_str(&hdr, dkim_algorithm_name(alg)) == 0 &&
+             buf_append_str(&hdr, "; c=") == 0 &&
+             buf_append_str(&hdr, dkim_canon_name(o->header_canon)) == 0 &&
+             buf_append_char(&hdr, '/') == 0 &&
+             buf_append_str(&hdr, dkim_canon_name(o->body_canon)) == 0 &&
+             buf_append_str(&hdr, "; d=") == 0 && buf_append_str(&hdr, o->domain) == 0 &&
+             buf_append_str(&hdr, "; s=") == 0 && buf_append_str(&hdr, o->selector) == 0 &&
+             buf_append_str(&hdr, ";\r\n\tt=") == 0 && append_int(&hdr, (long long)o->now) == 0 &&
+             buf_append_char(&hdr, ';') == 0;
     if (ok && o->expire)
-        ok = buf_printf(&hdr, " x=%lld;", (long long)o->now + (long long)o->expire) == 0;
+        ok = buf_append_str(&hdr, " x=") == 0 &&
+             append_int(&hdr, (long long)o->now + (long long)o->expire) == 0 &&
+             buf_append_char(&hdr, ';') == 0;
     if (ok && o->identity)
-        ok = buf_printf(&hdr, " i=%s;", o->identity) == 0;
+        ok = buf_append_str(&hdr, " i=") == 0 && buf_append_str(&hdr, o->identity) == 0 &&
+             buf_append_char(&hdr, ';') == 0;
     if (ok && o->body_length)
         ok = buf_printf(&hdr, " l=%llu;", (unsigned long long)ctx->body.total) == 0;
     size_t col = 3;
@@ -269,7 +311,7 @@ enum dkim_status dkim_sign_finish(struct dkim_sign_ctx *ctx, struct buf *out, ch
         goto out;
     }
     if (dkim_header_digest(o->header_canon, fields, nfields, names, nnames, hdr.data, hdr.len,
-                           &scratch, digest) != 0) {
+                           NULL, digest) != 0) {
         dkim_err(err, errlen, "header hash failed");
         goto out;
     }
@@ -299,7 +341,7 @@ enum dkim_status dkim_sign_finish(struct dkim_sign_ctx *ctx, struct buf *out, ch
     }
     st = DKIM_OK;
 out:
-    free(fields);
+    free(heap_fields);
     buf_free(&hdr);
     buf_free(&scratch);
     return st;

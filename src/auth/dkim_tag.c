@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "auth/dkim_internal.h"
 #include "dns/dns.h"
 
@@ -119,6 +123,28 @@ static size_t fws_len(const char *buf, size_t i, size_t len)
     }
 }
 
+/* How many octets from p are value characters (%x21-3A / %x3C-7E). */
+static size_t value_run(const char *p, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i lo = _mm_set1_epi8(0x21), span = _mm_set1_epi8(0x7e - 0x21);
+    const __m128i semi = _mm_set1_epi8(';');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i t = _mm_sub_epi8(v, lo);   /* in range: t <= span, unsigned */
+        __m128i ok = _mm_andnot_si128(_mm_cmpeq_epi8(v, semi),
+                                      _mm_cmpeq_epi8(_mm_min_epu8(t, span), t));
+        unsigned bad = ~(unsigned)_mm_movemask_epi8(ok) & 0xffff;
+        if (bad)
+            return i + (size_t)__builtin_ctz(bad);
+    }
+#endif
+    while (i < n && (unsigned char)p[i] >= 0x21 && (unsigned char)p[i] <= 0x7e && p[i] != ';')
+        i++;
+    return i;
+}
+
 int dkim_taglist_parse(const char *buf, size_t len, struct dkim_taglist *out, char *err,
                        size_t errlen)
 {
@@ -152,6 +178,12 @@ int dkim_taglist_parse(const char *buf, size_t len, struct dkim_taglist *out, ch
         i += fws_len(buf, i, len);
         size_t vs = i, ve = i;
         while (i < len && buf[i] != ';') {
+            size_t r = value_run(buf + i, len - i);
+            if (r) {
+                i += r;
+                ve = i;
+                continue;
+            }
             unsigned char c = (unsigned char)buf[i];
             if (c >= 0x21 && c <= 0x7e) {
                 i++;
@@ -181,37 +213,59 @@ int dkim_taglist_parse(const char *buf, size_t len, struct dkim_taglist *out, ch
     }
 }
 
-const struct dkim_tag *dkim_taglist_find(const struct dkim_taglist *tl, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < tl->count; i++)
-        if (tl->tags[i].name.len == n && memcmp(tl->tags[i].name.p, name, n) == 0)
-            return &tl->tags[i];
-    return NULL;
-}
-
 /* ---- base64 ---- */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
+/* Octet classes, stored plus one so that the default 0 is "invalid":
+ * b64_code[c] - 1 is 0..63 for data, B64_WS for folding whitespace
+ * (skipped), B64_PAD for '=', B64_BAD for anything else. */
+enum { B64_BAD = -1, B64_WS = 64, B64_PAD = 65 };
+static const unsigned char b64_code[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+    ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15,
+    ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22,
+    ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29,
+    ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43,
+    ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50,
+    ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57,
+    ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+    [' '] = B64_WS + 1, ['\t'] = B64_WS + 1, ['\r'] = B64_WS + 1, ['\n'] = B64_WS + 1,
+    ['='] = B64_PAD + 1,
+};
 
 int dkim_base64_decode(struct sv in, unsigned char *out, size_t cap, size_t *outlen,
                        const char **why)
 {
+    const unsigned char *p = (const unsigned char *)in.p;
     uint32_t acc = 0;
     size_t nchars = 0, pad = 0, n = 0;
-    for (size_t i = 0; i < in.len; i++) {
-        unsigned char c = (unsigned char)in.p[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+    for (size_t i = 0; i < in.len;) {
+        /* Whole quanta of four data characters, the common case. */
+        if (nchars % 4 == 0 && !pad) {
+            while (i + 4 <= in.len) {
+                int a = b64_code[p[i]] - 1, b = b64_code[p[i + 1]] - 1,
+                    c = b64_code[p[i + 2]] - 1, d = b64_code[p[i + 3]] - 1;
+                if ((a | b | c | d) & ~63)
+                    break;
+                if (n + 3 > cap) {
+                    *why = "too long";
+                    return -1;
+                }
+                uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+                out[n++] = (unsigned char)(v >> 16);
+                out[n++] = (unsigned char)(v >> 8);
+                out[n++] = (unsigned char)v;
+                nchars += 4;
+                i += 4;
+            }
+            if (i >= in.len)
+                break;
+        }
+        unsigned char ch = p[i++];
+        int v = b64_code[ch] - 1;
+        if (v == B64_WS)
             continue;
-        if (c == '=') {
+        if (v == B64_PAD) {
             if (++pad > 2) {
                 *why = "too much '=' padding";
                 return -1;
@@ -219,9 +273,8 @@ int dkim_base64_decode(struct sv in, unsigned char *out, size_t cap, size_t *out
             nchars++;
             continue;
         }
-        int v = b64_value(c);
         if (v < 0) {
-            *why = c == 0 ? "NUL octet" : "invalid character";
+            *why = ch == 0 ? "NUL octet" : "invalid character";
             return -1;
         }
         if (pad) {
@@ -270,17 +323,21 @@ int dkim_base64_decode(struct sv in, unsigned char *out, size_t cap, size_t *out
 int dkim_base64_encode(const unsigned char *in, size_t len, struct buf *out)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char q[4];
+    char q[256];   /* 48 input octets at a time → 64 characters */
+    size_t n = 0;
     for (size_t i = 0; i < len; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16;
         if (i + 1 < len) v |= (uint32_t)in[i + 1] << 8;
         if (i + 2 < len) v |= in[i + 2];
-        q[0] = tbl[(v >> 18) & 63];
-        q[1] = tbl[(v >> 12) & 63];
-        q[2] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-        q[3] = i + 2 < len ? tbl[v & 63] : '=';
-        if (buf_append(out, q, 4) != 0)
-            return -1;
+        q[n++] = tbl[(v >> 18) & 63];
+        q[n++] = tbl[(v >> 12) & 63];
+        q[n++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+        q[n++] = i + 2 < len ? tbl[v & 63] : '=';
+        if (n == sizeof q) {
+            if (buf_append(out, q, n) != 0)
+                return -1;
+            n = 0;
+        }
     }
-    return 0;
+    return n && buf_append(out, q, n) != 0 ? -1 : 0;
 }

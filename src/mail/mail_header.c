@@ -121,11 +121,37 @@ static int keep(struct mail_splitter *s, const char *p, size_t n)
     return buf_append(&s->head, p, n);
 }
 
+/* Keeps the complete lines p[0..n) (each ends with its LF; the first may
+ * finish a line begun in an earlier chunk): in one piece when they fit,
+ * else line by line up to the cap. */
+static int keep_lines(struct mail_splitter *s, const char *p, size_t n)
+{
+    if (n == 0 || s->overflow)
+        return 0;
+    if (s->head.len + n <= s->head.cap) {
+        if (buf_append(&s->head, p, n) != 0)
+            return -1;
+        s->line_start = s->head.len;
+        return 0;
+    }
+    size_t i = 0;
+    while (i < n && !s->overflow) {
+        const char *nl = memchr(p + i, '\n', n - i);
+        size_t end = (size_t)(nl - p) + 1;
+        if (keep(s, p + i, end - i) != 0)
+            return -1;
+        if (!s->overflow)
+            s->line_start = s->head.len;
+        i = end;
+    }
+    return 0;
+}
+
 size_t mail_splitter_feed(struct mail_splitter *s, const char *p, size_t len)
 {
     if (s->in_body)
         return 0;
-    size_t i = 0;
+    size_t i = 0, pend = 0;   /* p[pend..i): complete lines not yet kept */
     while (i < len) {
         const char *nl = memchr(p + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - p) : len;     /* LF excluded */
@@ -135,11 +161,13 @@ size_t mail_splitter_feed(struct mail_splitter *s, const char *p, size_t len)
             s->line_len += n;
         }
         if (!nl) {
-            if (keep(s, p + i, n) != 0)
+            if (keep_lines(s, p + pend, i - pend) != 0 || keep(s, p + i, n) != 0)
                 return (size_t)-1;
             return len;
         }
         if (s->line_len == 0 || (s->line_len == 1 && s->line_cr)) {
+            if (keep_lines(s, p + pend, i - pend) != 0)
+                return (size_t)-1;
             /* The empty line: it belongs to neither part (a CR of it may
              * have been kept when a chunk ended between CR and LF). */
             if (!s->overflow && s->head.len > s->line_start) {
@@ -149,13 +177,11 @@ size_t mail_splitter_feed(struct mail_splitter *s, const char *p, size_t len)
             s->in_body = true;
             return end + 1;
         }
-        if (keep(s, p + i, n + 1) != 0)
-            return (size_t)-1;
-        if (!s->overflow)
-            s->line_start = s->head.len;
         s->line_len = 0;
         s->line_cr = false;
         i = end + 1;
     }
+    if (keep_lines(s, p + pend, len - pend) != 0)
+        return (size_t)-1;
     return len;
 }
