@@ -43,6 +43,7 @@
 #include "auth/dmarc.h"
 #include "auth/spf.h"
 #include "dns/dns_zone.h"
+#include "bench_message.h"
 
 #define BENCH_NAME "check_4k_rsa2048_warm_dns"
 #define CLIENT_IP "203.0.113.25"
@@ -63,57 +64,12 @@ static const struct {
 
 static double secs = 2.0;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void die(const char *what)
 {
     fprintf(stderr, "bench_check: %s\n", what);
     exit(1);
 }
 
-/* The 4 KiB message of bench_dkim: a plain-text business mail. */
-static char *make_message(size_t total, size_t *len)
-{
-    struct buf b;
-    buf_init(&b, total + 4096);
-    if (buf_append_str(&b, "From: Alice Example <alice@example.test>\r\n"
-                           "To: Bob Example <bob@example.net>\r\n"
-                           "Subject: Quarterly report, as discussed on Monday\r\n"
-                           "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n"
-                           "Message-ID: <20240101100000.12345@example.test>\r\n"
-                           "MIME-Version: 1.0\r\n"
-                           "Content-Type: text/plain; charset=utf-8\r\n"
-                           "\r\n") != 0)
-        die("oom");
-    static const char *words[] = { "the", "quarterly", "numbers", "look", "good,", "and",
-                                   "we", "expect", "growth", "in", "every", "region." };
-    size_t col = 0, w = 0;
-    while (b.len < total - 2) {
-        const char *word = words[w++ % 12];
-        size_t n = strlen(word);
-        if (col + n + 1 > 72) {
-            if (buf_append(&b, "\r\n", 2) != 0)
-                die("oom");
-            col = 0;
-        } else if (col) {
-            if (buf_append_char(&b, ' ') != 0)
-                die("oom");
-            col++;
-        }
-        if (buf_append(&b, word, n) != 0)
-            die("oom");
-        col += n;
-    }
-    if (buf_append(&b, "\r\n", 2) != 0)
-        die("oom");
-    *len = b.len;
-    return buf_detach(&b);
-}
 
 /* ---- ours ---- */
 
@@ -140,12 +96,12 @@ static void check_once(struct cctx *c, struct auth_verdict *verdict_out)
 static double run_ours(struct cctx *c, double seconds, unsigned long *n)
 {
     unsigned long k = 0;
-    double start = now_s(), t;
+    double start = bench_now(), t;
     do {
         for (int i = 0; i < 8; i++)
             check_once(c, NULL);
         k += 8;
-        t = now_s() - start;
+        t = bench_now() - start;
     } while (t < seconds);
     *n += k;
     return t;
@@ -287,7 +243,7 @@ int main(void)
         die("key record");
 
     size_t len;
-    char *msg = make_message(4096, &len);
+    char *msg = bench_make_message(4096, &len);
     struct dkim_sign_options opt = { .domain = "example.test", .selector = "rsa",
                                      .header_canon = DKIM_CANON_RELAXED,
                                      .body_canon = DKIM_CANON_RELAXED, .now = SIGN_TIME };

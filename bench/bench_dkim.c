@@ -21,15 +21,9 @@
 #include "auth/dkim_internal.h"
 #include "auth/dkim_signer.h"
 #include "dns/dns_zone.h"
+#include "bench_message.h"
 
 static double secs = 2.0;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Calls fn until secs have passed; operations per second. */
 static double rate(void (*fn)(void *), void *arg)
@@ -37,12 +31,12 @@ static double rate(void (*fn)(void *), void *arg)
     for (int i = 0; i < 3; i++)   /* warm up */
         fn(arg);
     unsigned long n = 0;
-    double start = now_s(), t;
+    double start = bench_now(), t;
     do {
         for (int i = 0; i < 8; i++)
             fn(arg);
         n += 8;
-        t = now_s() - start;
+        t = bench_now() - start;
     } while (t < secs);
     return (double)n / t;
 }
@@ -55,43 +49,6 @@ static void die(const char *what)
 
 /* ---- the message ---- */
 
-static char *make_message(size_t total, size_t *len)
-{
-    struct buf b;
-    buf_init(&b, total + 4096);
-    if (buf_append_str(&b, "From: Alice Example <alice@example.test>\r\n"
-                           "To: Bob Example <bob@example.net>\r\n"
-                           "Subject: Quarterly report, as discussed on Monday\r\n"
-                           "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n"
-                           "Message-ID: <20240101100000.12345@example.test>\r\n"
-                           "MIME-Version: 1.0\r\n"
-                           "Content-Type: text/plain; charset=utf-8\r\n"
-                           "\r\n") != 0)
-        die("oom");
-    static const char *words[] = { "the", "quarterly", "numbers", "look", "good,", "and",
-                                   "we", "expect", "growth", "in", "every", "region." };
-    size_t col = 0, w = 0;
-    while (b.len < total - 2) {
-        const char *word = words[w++ % 12];
-        size_t n = strlen(word);
-        if (col + n + 1 > 72) {
-            if (buf_append(&b, "\r\n", 2) != 0)
-                die("oom");
-            col = 0;
-        } else if (col) {
-            if (buf_append_char(&b, ' ') != 0)
-                die("oom");
-            col++;
-        }
-        if (buf_append(&b, word, n) != 0)
-            die("oom");
-        col += n;
-    }
-    if (buf_append(&b, "\r\n", 2) != 0)
-        die("oom");
-    *len = b.len;
-    return buf_detach(&b);
-}
 
 /* ---- sesame ---- */
 
@@ -370,7 +327,7 @@ int main(void)
     if (e && atof(e) > 0)
         secs = atof(e);
     size_t len;
-    char *msg = make_message(4096, &len);
+    char *msg = bench_make_message(4096, &len);
 
     EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -539,7 +496,7 @@ int main(void)
 
     /* Body hash of 1 MiB. */
     size_t blen;
-    char *big = make_message(1 << 20, &blen);
+    char *big = bench_make_message(1 << 20, &blen);
     char *body = strstr(big, "\r\n\r\n") + 4;
     struct hctx h = { DKIM_CANON_RELAXED, body, blen - (size_t)(body - big) };
     for (int c = 0; c < 2; c++) {
