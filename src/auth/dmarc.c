@@ -29,17 +29,6 @@ const char *dmarc_policy_name(enum dmarc_policy p)
 
 /* ---- record parsing ---- */
 
-static bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-static struct sv trim(struct sv s)
-{
-    while (s.len && is_wsp(s.p[0]))
-        s = sv_sub(s, 1, s.len);
-    while (s.len && is_wsp(s.p[s.len - 1]))
-        s.len--;
-    return s;
-}
-
 __attribute__((format(printf, 2, 3)))
 static void warn(struct dmarc_record *r, const char *fmt, ...)
 {
@@ -70,7 +59,7 @@ static size_t parse_uris(struct dmarc_record *r, const char *tag, struct sv v,
     size_t valid = 0;
     while (v.len) {
         size_t comma = sv_find(v, ',');
-        struct sv one = trim(sv_sub(v, 0, comma));
+        struct sv one = sv_trim(sv_sub(v, 0, comma));
         v = comma < v.len ? sv_sub(v, comma + 1, v.len) : sv_make(v.p + v.len, 0);
         size_t bang = one.len;
         while (bang > 0 && one.p[bang - 1] != '!')
@@ -129,22 +118,22 @@ static size_t parse_uris(struct dmarc_record *r, const char *tag, struct sv v,
 }
 
 /* "v" *WSP "=" *WSP "DMARC1" then ';', WSP or the end. */
-static bool starts_with_version(const char *txt, size_t len)
+bool dmarc_is_record(const char *txt, size_t len)
 {
     struct sv s = sv_make(txt, len);
     size_t i = 0;
     if (!s.len || s.p[0] != 'v')
         return false;
-    for (i = 1; i < s.len && is_wsp(s.p[i]); i++)
+    for (i = 1; i < s.len && sv_is_wsp(s.p[i]); i++)
         ;
     if (i >= s.len || s.p[i] != '=')
         return false;
-    for (i++; i < s.len && is_wsp(s.p[i]); i++)
+    for (i++; i < s.len && sv_is_wsp(s.p[i]); i++)
         ;
     if (s.len - i < 6 || memcmp(s.p + i, "DMARC1", 6) != 0)
         return false;
     i += 6;
-    return i == s.len || s.p[i] == ';' || is_wsp(s.p[i]);
+    return i == s.len || s.p[i] == ';' || sv_is_wsp(s.p[i]);
 }
 
 int dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *out, char *err,
@@ -154,7 +143,7 @@ int dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *out, ch
     out->pct = 100;
     out->ri = 86400;
     memcpy(out->fo, "0", 2);
-    if (!starts_with_version(txt, len)) {
+    if (!dmarc_is_record(txt, len)) {
         snprintf(err, errlen, "not a DMARC record (it must start with v=DMARC1)");
         return -1;
     }
@@ -168,7 +157,7 @@ int dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *out, ch
     bool first = true;
     while (rest.len) {
         size_t semi = sv_find(rest, ';');
-        struct sv item = trim(sv_sub(rest, 0, semi));
+        struct sv item = sv_trim(sv_sub(rest, 0, semi));
         rest = semi < rest.len ? sv_sub(rest, semi + 1, rest.len) : sv_make(rest.p + rest.len, 0);
         if (!item.len)
             continue;
@@ -177,7 +166,7 @@ int dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *out, ch
             warn(out, "'%.*s' is not tag=value", (int)(item.len > 60 ? 60 : item.len), item.p);
             continue;
         }
-        struct sv tag = trim(sv_sub(item, 0, eq)), v = trim(sv_sub(item, eq + 1, item.len));
+        struct sv tag = sv_trim(sv_sub(item, 0, eq)), v = sv_trim(sv_sub(item, eq + 1, item.len));
         if (first) { /* v=DMARC1, checked above */
             first = false;
             continue;
@@ -346,7 +335,7 @@ static enum dmarc_result fetch(struct dns_resolver *dns, const char *domain, str
         size_t found = 0;
         for (size_t i = 0; i < a.count; i++) {
             if (dns_rdata_txt(a.rrs[i].data, a.rrs[i].len, &one, NULL) != 0 ||
-                !starts_with_version(one.data ? one.data : "", one.len))
+                !dmarc_is_record(one.data ? one.data : "", one.len))
                 continue;
             if (++found == 1) {
                 buf_reset(txt);

@@ -40,6 +40,10 @@ struct dmarc_record {
     size_t nwarnings;
 };
 
+/* Whether txt starts like a DMARC record: "v" *WSP "=" *WSP "DMARC1" and
+ * then ';', white space or the end (§6.6.3 discards the others). */
+bool dmarc_is_record(const char *txt, size_t len);
+
 /* Parses a record's text. Returns 0 when it is usable (a valid p=, or an
  * invalid p= with a valid rua=, which RFC 7489 §6.6.3 reads as p=none),
  * -1 with the reason in err when it is not a DMARC record or not usable. */

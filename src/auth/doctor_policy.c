@@ -15,35 +15,6 @@
 
 /* ---- DMARC ---- */
 
-static bool is_wsp(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; }
-
-static struct sv trim(struct sv s)
-{
-    while (s.len && is_wsp(s.p[0]))
-        s = sv_sub(s, 1, s.len);
-    while (s.len && is_wsp(s.p[s.len - 1]))
-        s.len--;
-    return s;
-}
-
-/* "v" *WSP "=" *WSP "DMARC1" then ';', WSP or the end (as dmarc.c reads it). */
-static bool looks_dmarc1(const char *txt, size_t len)
-{
-    size_t i = 1;
-    if (!len || txt[0] != 'v')
-        return false;
-    while (i < len && is_wsp(txt[i]))
-        i++;
-    if (i >= len || txt[i++] != '=')
-        return false;
-    while (i < len && is_wsp(txt[i]))
-        i++;
-    if (len - i < 6 || memcmp(txt + i, "DMARC1", 6) != 0)
-        return false;
-    i += 6;
-    return i == len || txt[i] == ';' || is_wsp(txt[i]);
-}
-
 /* The DMARC record txt with tag set to value (appended when absent), or
  * removed when value is NULL, as a TXT record line at _dmarc.at. */
 static char *dmarc_with(struct doc_ctx *c, const char *at, const char *txt, size_t len,
@@ -55,11 +26,11 @@ static char *dmarc_with(struct doc_ctx *c, const char *at, const char *txt, size
     struct sv rest = sv_make(txt, len);
     while (rest.len && ok) {
         size_t semi = sv_find(rest, ';');
-        struct sv item = trim(sv_sub(rest, 0, semi));
+        struct sv item = sv_trim(sv_sub(rest, 0, semi));
         rest = semi < rest.len ? sv_sub(rest, semi + 1, rest.len) : sv_make(rest.p + rest.len, 0);
         if (!item.len)
             continue;
-        struct sv name = trim(sv_sub(item, 0, sv_find(item, '=')));
+        struct sv name = sv_trim(sv_sub(item, 0, sv_find(item, '=')));
         if (sv_eq_ci_cstr(name, tag)) {
             bool skip = found || !value;
             found = true;
@@ -114,7 +85,7 @@ static void check_report_uri(struct doc_ctx *c, const char *at, const char *org,
     doc_query_txt(c, name, &t);
     bool ok = false;
     for (size_t i = 0; i < t.n && !ok; i++)
-        ok = looks_dmarc1(t.recs[i].text, t.recs[i].len);
+        ok = dmarc_is_record(t.recs[i].text, t.recs[i].len);
     if (t.status == DNS_TEMPFAIL) {
         doc_add(c, DOCTOR_DMARC, DOCTOR_WARN,
                 doc_fmt(c, "%s=%s goes to another domain (%s), and the lookup of its "
@@ -247,7 +218,7 @@ void doc_audit_dmarc(struct doc_ctx *c, char *summary, size_t sumlen)
         size_t found = 0, which = 0;
         const struct doc_txt *near = NULL;
         for (size_t i = 0; i < t.n; i++) {
-            if (looks_dmarc1(t.recs[i].text, t.recs[i].len)) {
+            if (dmarc_is_record(t.recs[i].text, t.recs[i].len)) {
                 if (!found++)
                     which = i;
             } else if (!near && strcasestr(t.recs[i].text, "dmarc1")) {
@@ -302,7 +273,7 @@ static bool starts_version(const struct doc_txt *t, const char *version)
     size_t n = strlen(version);
     return t->len >= n + 2 && memcmp(t->text, "v=", 2) == 0 &&
            memcmp(t->text + 2, version, n) == 0 &&
-           (t->len == n + 2 || t->text[n + 2] == ';' || is_wsp(t->text[n + 2]));
+           (t->len == n + 2 || t->text[n + 2] == ';' || sv_is_wsp(t->text[n + 2]));
 }
 
 /* The value of tag in a "k=v; k=v" record, or a zero-length view. */
@@ -312,12 +283,12 @@ static struct sv field(const struct doc_txt *t, const char *tag, bool *present)
     *present = false;
     while (rest.len) {
         size_t semi = sv_find(rest, ';');
-        struct sv item = trim(sv_sub(rest, 0, semi));
+        struct sv item = sv_trim(sv_sub(rest, 0, semi));
         rest = semi < rest.len ? sv_sub(rest, semi + 1, rest.len) : sv_make(rest.p + rest.len, 0);
         size_t eq = sv_find(item, '=');
-        if (eq < item.len && sv_eq_ci_cstr(trim(sv_sub(item, 0, eq)), tag)) {
+        if (eq < item.len && sv_eq_ci_cstr(sv_trim(sv_sub(item, 0, eq)), tag)) {
             *present = true;
-            return trim(sv_sub(item, eq + 1, item.len));
+            return sv_trim(sv_sub(item, eq + 1, item.len));
         }
     }
     return sv_make(t->text, 0);
@@ -437,7 +408,7 @@ void doc_audit_tls_rpt(struct doc_ctx *c)
         struct sv rest = rua;
         while (ok && rest.len) {
             size_t comma = sv_find(rest, ',');
-            struct sv uri = trim(sv_sub(rest, 0, comma));
+            struct sv uri = sv_trim(sv_sub(rest, 0, comma));
             rest = comma < rest.len ? sv_sub(rest, comma + 1, rest.len)
                                     : sv_make(rest.p + rest.len, 0);
             ok = (sv_has_prefix_ci(uri, "mailto:") && uri.len > 7 && sv_find(uri, '@') < uri.len) ||

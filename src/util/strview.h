@@ -47,6 +47,18 @@ static inline struct sv sv_sub(struct sv a, size_t from, size_t to)
     return (struct sv){ a.p + from, to - from };
 }
 
+/* White space as header fields and DNS TXT tag lists use it (WSP, CR, LF). */
+static inline bool sv_is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static inline struct sv sv_trim(struct sv s)
+{
+    while (s.len && sv_is_wsp(s.p[0]))
+        s = sv_sub(s, 1, s.len);
+    while (s.len && sv_is_wsp(s.p[s.len - 1]))
+        s.len--;
+    return s;
+}
+
 /* Parses a decimal number of at most max; false on anything else
  * (empty, non-digits, overflow). */
 bool sv_to_uint(struct sv a, unsigned long max, unsigned long *out);
