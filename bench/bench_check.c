@@ -70,7 +70,6 @@ static void die(const char *what)
     exit(1);
 }
 
-
 /* ---- ours ---- */
 
 struct cctx {

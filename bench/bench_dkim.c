@@ -47,9 +47,6 @@ static void die(const char *what)
     exit(1);
 }
 
-/* ---- the message ---- */
-
-
 /* ---- sesame ---- */
 
 struct sctx {
