@@ -28,6 +28,23 @@
 #define SMTP_MAX_DOMAIN_LEN     255
 #define SMTP_MAX_PATH_LEN       256
 #define SMTP_MAX_RECIPIENTS     100   /* minimum a server must accept */
+#define SMTP_MAX_CMD_LINE_LEN   1000  /* §4.5.3.1.4 says 512, extensions raise it; Postfix takes 2048 */
+#define SMTP_MAX_AUTH_LINE_LEN  12288 /* RFC 4954 §4: AUTH lines and responses */
+#define SMTP_MAX_DATA_LINE_LEN  65536 /* a DATA line; longer is refused (552 5.3.4) */
+#define SMTP_MAX_ERRORS         10    /* refused commands before 421 (Postfix smtpd_hard_error_limit 20) */
+#define SMTP_MAX_NOMAIL_CMDS    50    /* NOOP/RSET/VRFY/HELP/EHLO before a MAIL (Postfix junk_command_limit 100) */
+#define SMTP_MAX_PIPELINE_BYTES 65536 /* input buffered while a command waits for its answer */
+#define SMTP_IDLE_TIMEOUT_S     300   /* §4.5.3.2.7: 5 minutes for a command */
+#define SMTP_SESSION_TIMEOUT_S  1800  /* a whole connection (slowloris) */
+#define SMTP_DEFAULT_MAX_MESSAGE_SIZE (25 * 1024 * 1024) /* advertised SIZE */
+#define SMTP_MAX_CONNECTIONS    10000 /* simultaneous sessions, all listeners */
+#define SMTP_MAX_CONNECTIONS_PER_IP 50
+#define SMTP_AUTH_FAILURES_PER_IP 10  /* failed AUTH/API key per client IP per 10 minutes */
+
+/* HTTP API */
+#define HTTP_MAX_HEADERS_SIZE   16384
+#define HTTP_MAX_BODY_SIZE      (40 * 1024 * 1024) /* base64 of a 25 MiB message plus JSON */
+#define HTTP_TIMEOUT_S          30
 
 /* Messages (RFC 5322 §2.1.1) */
 #define MAIL_MAX_LINE_LEN       998   /* excluding CRLF */

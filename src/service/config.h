@@ -1,0 +1,61 @@
+/* The service configuration: the INI file of SPEC.md §2 read with libinih
+ * and checked against one typed table {section, name, type, default, min,
+ * max, &field} in config.c. Every key has a default, so no file at all is
+ * a valid configuration. Unknown sections or keys and bad values are
+ * errors naming the file and line ("sesame.conf:7: [listen] mx: ..."). */
+#ifndef SESAME_SERVICE_CONFIG_H
+#define SESAME_SERVICE_CONFIG_H
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_STR_MAX 1024
+
+struct config_listen {
+    char text[128];              /* "127.0.0.1:2525", "[::1]:25", "" = disabled */
+    char host[64];               /* parsed: "127.0.0.1", "::1" */
+    unsigned port;
+};
+
+struct sesame_config {
+    /* [server] */
+    char hostname[256];          /* default: this machine's host name */
+    char data_dir[CONFIG_STR_MAX];   /* default "./var" */
+    char store[CONFIG_STR_MAX];      /* "sqlite" (default) or postgresql://... */
+    unsigned workers;            /* threads for checks and store writes; default 16 */
+    /* [listen] */
+    struct config_listen mx, submission, http;
+    /* [tls] */
+    char tls_cert[CONFIG_STR_MAX], tls_key[CONFIG_STR_MAX]; /* "" = self-signed in data_dir */
+    /* [dns] */
+    char dns_servers[256];       /* "" = system resolver (or $SESAME_DNS) */
+    unsigned dns_timeout_ms;
+    /* [delivery] */
+    unsigned delivery_smtp_port; /* 25 */
+    char delivery_relay[256];    /* "" = MX lookup */
+    /* [limits] */
+    uint64_t max_message_size;   /* SMTP_DEFAULT_MAX_MESSAGE_SIZE */
+    unsigned max_recipients;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    unsigned idle_timeout;       /* seconds */
+    unsigned session_timeout;    /* seconds */
+    unsigned max_errors;
+    unsigned auth_failures_per_ip;
+    /* [log] */
+    char log_level[16];          /* debug, info (default), warn, error */
+};
+
+/* The embedded defaults. */
+void config_defaults(struct sesame_config *c);
+/* Defaults, then the file. Returns 0, or -1 with err "FILE:LINE: ..." (or
+ * "FILE: ..." when it cannot be read). */
+int config_load(struct sesame_config *c, const char *path, char *err, size_t errlen);
+/* The same from memory (tests, fuzzing); name is used in messages. */
+int config_load_string(struct sesame_config *c, const char *name, const char *text,
+                       size_t len, char *err, size_t errlen);
+/* Parses "host:port", "[v6]:port"; "" is a disabled listener. Returns 0/-1. */
+int config_parse_listen(const char *text, struct config_listen *out);
+
+#endif

@@ -1,0 +1,39 @@
+/* Identities: the domains and single addresses an account may send as,
+ * and (domains) receive for. A domain is verified by a TXT record
+ * "_sesame.DOMAIN TXT sesame-verification=TOKEN" the account publishes; a
+ * verified domain belongs to one account only. This is the core the CLI
+ * (`sesame domain ...`) and the API (/v1/domains) share; the DKIM, SPF,
+ * DMARC, MAIL FROM and MX records are added to the list by the identities
+ * issue that follows. */
+#ifndef SESAME_SERVICE_IDENTITIES_H
+#define SESAME_SERVICE_IDENTITIES_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dns/dns.h"
+#include "store/store.h"
+
+#define IDENTITY_VERIFY_PREFIX "sesame-verification="
+#define IDENTITY_VERIFY_LABEL  "_sesame"
+
+/* Normalises a domain name given by a user: lower case, no trailing dot,
+ * LDH labels, at least two labels. Returns 0, or -1 with err. */
+int identity_domain_normalize(const char *in, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Adds DOMAIN to the account (pending, new token); adding it again returns
+ * the existing identity. Returns STORE_OK, STORE_ERROR, or -2 for a bad
+ * name (err says why). */
+int identity_domain_add(struct store *st, int64_t account_id, const char *domain,
+                        struct store_domain *out, char *err, size_t errlen);
+/* Looks the verification record up now and updates the status: verified
+ * when the TXT holds the token (STORE_EXISTS if another account verified
+ * it first), failed when DNS answered without it, unchanged (and
+ * *tempfail set) when DNS did not answer. */
+int identity_domain_verify(struct store *st, struct dns_resolver *dns, int64_t account_id,
+                           const char *domain, struct store_domain *out, bool *tempfail,
+                           char *err, size_t errlen);
+/* The SPEC §3 JSON of a domain identity: {"domain","status","records":[...]} */
+json_t *identity_domain_json(const struct store_domain *d);
+
+#endif

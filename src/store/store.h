@@ -1,0 +1,173 @@
+/* The store: every durable thing sesame keeps (accounts, credentials,
+ * identities, received mail, receiving rules, the outbound queue) behind
+ * one interface. store_sqlite.c is the default implementation (one file in
+ * data_dir, WAL); a PostgreSQL implementation can follow for several nodes,
+ * so nothing here assumes SQLite: ids are 64-bit integers the store hands
+ * out, times are Unix seconds, and a handle is one connection used by one
+ * thread at a time (open one per thread).
+ *
+ * Every function returns a store_rc. STORE_ERROR is logged by the store
+ * (never with secrets) and means "try later" to a caller: the MX answers
+ * 451 4.3.0, the API 500. */
+#ifndef SESAME_STORE_STORE_H
+#define SESAME_STORE_STORE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/limits.h"
+
+#define STORE_NAME_MAX    64   /* account names: [A-Za-z0-9._-], 1..64 */
+#define STORE_LOOKUP_MAX  64   /* credential lookup ids (API key id, SMTP user) */
+#define STORE_HASH_MAX    128  /* an argon2id string from libsodium (crypto_pwhash_STRBYTES) */
+#define STORE_TOKEN_MAX   64   /* verification tokens */
+#define STORE_IP_MAX      46   /* INET6_ADDRSTRLEN */
+
+enum store_rc {
+    STORE_OK = 0,
+    STORE_NOTFOUND = 1,     /* no such row (or it belongs to another account) */
+    STORE_EXISTS = 2,       /* a unique name/identity is taken */
+    STORE_ERROR = -1,       /* I/O, corruption, out of memory */
+};
+
+struct store;
+
+/* url: "sqlite" (or NULL/"") for data_dir/sesame.db; "postgresql://..." is
+ * reserved for the cluster store and fails here with a clear err. Creates
+ * data_dir (0700) and the database (0600), and applies schema migrations. */
+struct store *store_open(const char *url, const char *data_dir, char *err, size_t errlen);
+void store_close(struct store *st);
+
+/* Explicit transactions, so a caller can commit several writes with one
+ * durable flush (group commit). Writes outside a transaction commit on
+ * their own. A commit returns only once the data is durable on disk. */
+__attribute__((warn_unused_result)) int store_begin(struct store *st);
+__attribute__((warn_unused_result)) int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* ---- accounts ---- */
+struct store_account {
+    int64_t id;
+    char name[STORE_NAME_MAX + 1];
+    bool sandbox;               /* send only to verified addresses */
+    uint32_t max_24h;           /* messages per rolling 24 h */
+    uint32_t max_rate;          /* messages per second */
+    bool dmarc_report_only;     /* MX: never reject/quarantine on DMARC for this account */
+    int64_t created_at;
+};
+/* Fills a->id and a->created_at (when 0). STORE_EXISTS when the name is taken. */
+int store_account_insert(struct store *st, struct store_account *a);
+int store_account_get(struct store *st, int64_t id, struct store_account *out);
+int store_account_get_by_name(struct store *st, const char *name, struct store_account *out);
+/* Updates sandbox, max_24h, max_rate, dmarc_report_only of a->id. */
+int store_account_update(struct store *st, const struct store_account *a);
+
+/* ---- credentials: API keys and SMTP passwords, stored as argon2id hashes ---- */
+enum store_cred_kind { STORE_CRED_API_KEY = 1, STORE_CRED_SMTP = 2 };
+/* lookup: the public part (the API key's id, the SMTP user name); unique per kind. */
+int store_credential_insert(struct store *st, int64_t account_id, enum store_cred_kind kind,
+                            const char *lookup, const char *hash);
+int store_credential_get(struct store *st, enum store_cred_kind kind, const char *lookup,
+                         int64_t *account_id, char *hash, size_t hashlen);
+
+/* ---- identities: domains and single addresses ---- */
+enum store_identity_status {
+    STORE_ID_PENDING = 0,
+    STORE_ID_VERIFIED = 1,
+    STORE_ID_FAILED = 2,
+    STORE_ID_EXPIRED = 3,       /* addresses: the 24 h link was not followed */
+};
+struct store_domain {
+    int64_t id;
+    int64_t account_id;
+    char domain[DNS_MAX_NAME_LEN + 1];      /* lower case, no trailing dot */
+    int status;                              /* enum store_identity_status */
+    char verify_token[STORE_TOKEN_MAX + 1]; /* published as TXT at _sesame.DOMAIN */
+    char mail_from_domain[DNS_MAX_NAME_LEN + 1]; /* "" = none yet */
+    int64_t created_at, verified_at, checked_at;
+};
+/* STORE_EXISTS when this account already has the domain. Several accounts
+ * may have it pending; only one can have it verified (see set_status). */
+int store_domain_insert(struct store *st, struct store_domain *d);
+int store_domain_get(struct store *st, int64_t account_id, const char *domain, struct store_domain *out);
+/* The account that has verified this exact domain (the MX's question). */
+int store_domain_find_verified(struct store *st, const char *domain, struct store_domain *out);
+/* Writes status, verify_token, mail_from_domain, verified_at, checked_at of
+ * d->id. Moving to VERIFIED returns STORE_EXISTS, changing nothing, when
+ * another account has the domain verified. */
+int store_domain_update(struct store *st, const struct store_domain *d);
+typedef int (*store_domain_cb)(const struct store_domain *d, void *arg); /* non-zero stops */
+int store_domain_list(struct store *st, int64_t account_id, store_domain_cb cb, void *arg);
+
+struct store_sender {
+    int64_t id;
+    int64_t account_id;
+    char address[SMTP_MAX_PATH_LEN + 1];    /* local part as given, domain lower case */
+    int status;                              /* enum store_identity_status */
+    char token[STORE_TOKEN_MAX + 1];         /* the confirmation link's token */
+    int64_t created_at, expires_at, verified_at;
+};
+int store_sender_insert(struct store *st, struct store_sender *s);
+int store_sender_get(struct store *st, int64_t account_id, const char *address, struct store_sender *out);
+int store_sender_get_by_token(struct store *st, const char *token, struct store_sender *out);
+int store_sender_update(struct store *st, const struct store_sender *s); /* status, verified_at */
+
+/* ---- received mail ---- */
+struct store_inbound {
+    int64_t id;
+    int64_t account_id;
+    int64_t received_at;
+    char mail_from[SMTP_MAX_PATH_LEN + 1];
+    char *rcpt_json;            /* JSON array of the envelope recipients */
+    char client_ip[STORE_IP_MAX];
+    char helo[SMTP_MAX_DOMAIN_LEN + 1];
+    char spf[16], dkim[16], dmarc[16];       /* result words: pass, fail, none, ... */
+    char *authres;              /* the Authentication-Results value we wrote */
+    bool quarantine;            /* DMARC p=quarantine (or a rule) applied */
+    char message_id[256], subject[256], from[256]; /* from the header, truncated */
+    size_t size;
+};
+/* Stores the message (headers as we rewrote them, and body). *id is set. */
+int store_inbound_insert(struct store *st, const struct store_inbound *meta,
+                         const char *raw, size_t len, int64_t *id);
+typedef int (*store_inbound_cb)(const struct store_inbound *m, void *arg);
+/* Newest first, ids below before_id (0 = from the newest), at most limit. */
+int store_inbound_list(struct store *st, int64_t account_id, int64_t before_id, unsigned limit,
+                       store_inbound_cb cb, void *arg);
+/* STORE_NOTFOUND when the id is not this account's. raw may be NULL; *raw is malloc'd. */
+int store_inbound_get(struct store *st, int64_t account_id, int64_t id,
+                      struct store_inbound *meta, char **raw, size_t *len);
+int store_inbound_count(struct store *st, int64_t *n);   /* all accounts (metrics, tests) */
+void store_inbound_free(struct store_inbound *m);        /* frees the heap fields */
+
+/* ---- receiving rules (JSON text, validated by service/rules before insert) ---- */
+struct store_rule {
+    int64_t id;
+    int64_t account_id;
+    int64_t position;           /* evaluation order, ascending */
+    const char *json;
+};
+/* Appends after the account's last rule. */
+int store_rule_insert(struct store *st, int64_t account_id, const char *json, int64_t *id);
+int store_rule_delete(struct store *st, int64_t account_id, int64_t id);
+typedef int (*store_rule_cb)(const struct store_rule *r, void *arg);
+int store_rule_list(struct store *st, int64_t account_id, store_rule_cb cb, void *arg);
+
+/* ---- outbound queue (submission hands messages here; delivery builds on it) ---- */
+struct store_outbound {
+    int64_t id;
+    int64_t account_id;
+    char mail_from[SMTP_MAX_PATH_LEN + 1];
+    const char *const *rcpts;
+    size_t nrcpt;
+    char message_id[256];       /* the Message-ID header value, "" if none */
+    int64_t created_at;
+    const char *source;         /* "smtp" or "api" */
+};
+/* One message row and one queued row per recipient; fills m->id. */
+int store_outbound_insert(struct store *st, struct store_outbound *m, const char *raw, size_t len);
+/* Messages the account queued at or after since (quota checks). */
+int store_outbound_count_since(struct store *st, int64_t account_id, int64_t since, int64_t *n);
+int store_outbound_count(struct store *st, int64_t *n);  /* queue depth: recipients not final */
+
+#endif
