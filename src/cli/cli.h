@@ -10,5 +10,15 @@ int cli_spf(int argc, char **argv);
 int cli_dkim(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
+int cli_serve(int argc, char **argv);     /* cli_serve.c */
+int cli_account(int argc, char **argv);   /* cli_account.c */
+int cli_domain(int argc, char **argv);    /* cli_domain.c */
+
+/* The store named by --config FILE (or the embedded defaults), for the
+ * administrative commands; NULL after printing why (sets *exit_code). */
+struct store;
+struct sesame_config;
+struct store *cli_open_store(const char *cmd, const char *config_path,
+                             struct sesame_config *cfg, int *exit_code);
 
 #endif

@@ -15,6 +15,9 @@ static const struct subcommand subcommands[] = {
     { "dkim", cli_dkim, "DKIM keys, signing and verification (RFC 6376, RFC 8463)" },
     { "check", cli_check, "why a message passes or fails SPF, DKIM and DMARC" },
     { "doctor", cli_doctor, "audit a domain's DNS for mail: MX, SPF, DKIM, DMARC, MTA-STS" },
+    { "serve", cli_serve, "run the service: inbound MX, SMTP submission, HTTP API" },
+    { "account", cli_account, "create accounts (API key and SMTP credentials)" },
+    { "domain", cli_domain, "add and verify domain identities" },
 };
 
 static void usage(FILE *f)
