@@ -71,6 +71,10 @@ int auth_check_message(struct dns_resolver *dns, const struct auth_check_input *
     struct spf_request req = { .ip = in->ip, .sender = in->sender, .helo = in->helo,
                                .receiver = in->authserv_id, .now = in->now };
     spf_check_mailfrom(dns, &req, &out->spf);
+    if (in->check_helo && in->sender && in->sender[0] && in->helo && in->helo[0]) {
+        spf_check_helo(dns, &req, &out->spf_helo);
+        out->have_spf_helo = true;
+    }
 
     struct dkim_clock clock = { .now = in->now };
     struct dkim_verify_ctx *v = dkim_verify_begin(dns, &clock);
@@ -102,15 +106,24 @@ int auth_check_message(struct dns_resolver *dns, const struct auth_check_input *
     };
     dmarc_check(dns, &din, &out->dmarc);
 
-    struct authres_input ar = { .authserv_id = in->authserv_id, .spf = &out->spf,
+    return auth_verdict_authres(out, in, false, &out->authres);
+}
+
+int auth_verdict_authres(const struct auth_verdict *v, const struct auth_check_input *in,
+                         bool folded, struct buf *out)
+{
+    struct authres_input ar = { .authserv_id = in->authserv_id, .spf = &v->spf,
+                                .spf_helo = v->have_spf_helo ? &v->spf_helo : NULL,
                                 .mailfrom = in->sender, .helo = in->helo,
-                                .dkim = &out->dkim, .dmarc = &out->dmarc };
-    return authres_format(&ar, false, &out->authres);
+                                .dkim = &v->dkim, .dmarc = &v->dmarc };
+    return authres_format(&ar, folded, out);
 }
 
 void auth_verdict_free(struct auth_verdict *v)
 {
     spf_response_free(&v->spf);
+    if (v->have_spf_helo)
+        spf_response_free(&v->spf_helo);
     dkim_results_free(&v->dkim);
     buf_free(&v->authres);
 }

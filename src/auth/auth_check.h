@@ -24,10 +24,15 @@ struct auth_check_input {
     /* pct sampling (NULL: always sampled) */
     unsigned (*random_percent)(void *arg);
     void *random_arg;
+    /* also check the HELO identity (RFC 7208 §2.3; the MX does, as RFC
+     * 7208 §2.3 recommends); it is reported, DMARC still uses MAIL FROM */
+    bool check_helo;
 };
 
 struct auth_verdict {
     struct spf_response spf;
+    struct spf_response spf_helo;  /* when check_helo and the MAIL FROM is not null */
+    bool have_spf_helo;
     struct dkim_results dkim;
     char from_domain[DNS_MAX_NAME_LEN + 1]; /* "" when no usable From */
     char from_problem[200];                 /* why not ("" when usable) */
@@ -39,6 +44,10 @@ struct auth_verdict {
  * when memory ran out. Free the verdict with auth_verdict_free. */
 int auth_check_message(struct dns_resolver *dns, const struct auth_check_input *in,
                        const char *msg, size_t len, struct auth_verdict *out);
+/* The Authentication-Results field of a verdict again, folded for a
+ * message header (CRLF + tab between results). */
+int auth_verdict_authres(const struct auth_verdict *v, const struct auth_check_input *in,
+                         bool folded, struct buf *out);
 void auth_verdict_free(struct auth_verdict *v);
 
 /* The From domain of a header section, by RFC 7489 §6.6.1: exactly one

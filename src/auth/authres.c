@@ -74,6 +74,14 @@ int authres_format(const struct authres_input *in, bool folded, struct buf *out)
             rc |= put_prop(out, "smtp.helo", in->helo);
         any = true;
     }
+    if (in->spf_helo && in->mailfrom && in->mailfrom[0] && in->helo && in->helo[0]) {
+        rc |= separator(out, folded);
+        rc |= buf_printf(out, "spf=%s", spf_result_name(in->spf_helo->result));
+        rc |= put_comment(out, in->spf_helo->problem[0] ? in->spf_helo->problem
+                               : in->spf_helo->mechanism[0] ? in->spf_helo->mechanism : NULL);
+        rc |= put_prop(out, "smtp.helo", in->helo);
+        any = true;
+    }
     if (in->dkim) {
         if (in->dkim->count == 0) {
             rc |= separator(out, folded);
