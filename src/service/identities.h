@@ -16,9 +16,18 @@
 
 #define IDENTITY_VERIFY_PREFIX "sesame-verification="
 #define IDENTITY_VERIFY_LABEL  "_sesame"
+/* Random bytes in a token; it is written as lower-case hex (DNS-safe). */
+#define IDENTITY_TOKEN_BYTES   32
+/* Longest domain accepted: _sesame.DOMAIN must still be a valid name. */
+#define IDENTITY_DOMAIN_MAX    (DNS_MAX_NAME_LEN - (int)sizeof(IDENTITY_VERIFY_LABEL))
+/* identity_domain_add/verify: the domain name given is not acceptable. */
+#define IDENTITY_BADNAME       (-2)
 
 /* Normalises a domain name given by a user: lower case, no trailing dot,
- * LDH labels, at least two labels. Returns 0, or -1 with err. */
+ * LDH labels, at least two labels. Returns 0, or -1 with err.
+ * (Details: labels of 1..63 letters, digits and inner hyphens; non-ASCII
+ * bytes are refused with a hint to give the xn-- form; an all-digit last
+ * label is refused, so IP addresses are too; at most IDENTITY_DOMAIN_MAX.) */
 int identity_domain_normalize(const char *in, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Adds DOMAIN to the account (pending, new token); adding it again returns
@@ -29,11 +38,18 @@ int identity_domain_add(struct store *st, int64_t account_id, const char *domain
 /* Looks the verification record up now and updates the status: verified
  * when the TXT holds the token (STORE_EXISTS if another account verified
  * it first), failed when DNS answered without it, unchanged (and
- * *tempfail set) when DNS did not answer. */
+ * *tempfail set) when DNS did not answer.
+ * (Details: on STORE_OK err holds the reason for the outcome, one sentence
+ * for a person; STORE_NOTFOUND when the account has not added the domain,
+ * IDENTITY_BADNAME for a bad name. A domain already verified stays
+ * verified when its record is gone: re-checking is the later issue's.
+ * checked_at is written on every answer, STORE_EXISTS included.) */
 int identity_domain_verify(struct store *st, struct dns_resolver *dns, int64_t account_id,
                            const char *domain, struct store_domain *out, bool *tempfail,
                            char *err, size_t errlen);
 /* The SPEC §3 JSON of a domain identity: {"domain","status","records":[...]} */
 json_t *identity_domain_json(const struct store_domain *d);
+/* "pending", "verified", "failed", "expired" (enum store_identity_status). */
+const char *identity_status_name(int status);
 
 #endif
