@@ -55,7 +55,8 @@ struct store_account {
     bool dmarc_report_only;     /* MX: never reject/quarantine on DMARC for this account */
     int64_t created_at;
 };
-/* Fills a->id and a->created_at (when 0). STORE_EXISTS when the name is taken. */
+/* Fills a->id and a->created_at (when 0). STORE_EXISTS when the name is taken;
+ * names compare case-insensitively ("Acme" and "acme" are one account). */
 int store_account_insert(struct store *st, struct store_account *a);
 int store_account_get(struct store *st, int64_t id, struct store_account *out);
 int store_account_get_by_name(struct store *st, const char *name, struct store_account *out);
@@ -86,7 +87,14 @@ struct store_domain {
     char mail_from_domain[DNS_MAX_NAME_LEN + 1]; /* "" = none yet */
     int64_t created_at, verified_at, checked_at;
 };
-/* STORE_EXISTS when this account already has the domain. Several accounts
+/* Domains are kept and compared lower case without a trailing dot (insert
+ * normalizes d->domain); sender addresses with the domain part lower case
+ * and the local part as given.
+ * In the list functions, the callback may use the handle, but not call the
+ * same list function again; heap fields live only during the call.
+ * Updates of an id that does not exist return STORE_NOTFOUND; inserts that
+ * name a missing account return STORE_NOTFOUND.
+ * STORE_EXISTS when this account already has the domain. Several accounts
  * may have it pending; only one can have it verified (see set_status). */
 int store_domain_insert(struct store *st, struct store_domain *d);
 int store_domain_get(struct store *st, int64_t account_id, const char *domain, struct store_domain *out);

@@ -1,0 +1,1271 @@
+/* The SQLite store (store.h): one file DATA_DIR/sesame.db in WAL mode with
+ * synchronous=FULL, so a commit is durable when it returns; foreign keys on;
+ * a 10 s busy timeout because every thread opens its own handle. The schema
+ * is an ordered list of migration steps applied at open (PRAGMA
+ * user_version counts the applied ones). Statements are prepared once per
+ * handle and kept (SQLITE_PREPARE_PERSISTENT).
+ *
+ * It does not validate what callers store (names, JSON, addresses are the
+ * service's business) beyond length caps, and nothing SQLite-specific
+ * leaves this file: callers see store_rc codes, int64 ids and Unix times.
+ * Writes that take several statements run in their own transaction (or a
+ * savepoint inside the caller's), so each store_* call is atomic. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define STORE_BUSY_TIMEOUT_MS 10000
+#define STORE_DB_FILE "sesame.db"
+#define STORE_WAL_SIZE_LIMIT (64 * 1024 * 1024) /* WAL file kept after a checkpoint */
+
+/* ---- schema ---- */
+
+/* Applied in order, each once; never edit a step that has shipped, add one.
+ * Statuses of outbound_recipients: queued, sending, deferred (not final);
+ * delivered, bounced, suppressed, failed (final). */
+static const char *const migrations[] = {
+    /* 1: everything store.h describes */
+    "CREATE TABLE accounts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL COLLATE NOCASE UNIQUE,"
+    "  sandbox INTEGER NOT NULL DEFAULT 1,"
+    "  max_24h INTEGER NOT NULL,"
+    "  max_rate INTEGER NOT NULL,"
+    "  dmarc_report_only INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE credentials ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  kind INTEGER NOT NULL,"
+    "  lookup TEXT NOT NULL,"
+    "  hash TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (kind, lookup));"
+    "CREATE INDEX credentials_account ON credentials(account_id);"
+    "CREATE TABLE domains ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  domain TEXT NOT NULL,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  verify_token TEXT NOT NULL DEFAULT '',"
+    "  mail_from_domain TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  verified_at INTEGER NOT NULL DEFAULT 0,"
+    "  checked_at INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (account_id, domain));"
+    "CREATE UNIQUE INDEX domains_one_verified ON domains(domain) WHERE status = 1;"
+    "CREATE TABLE senders ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  address TEXT NOT NULL,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  token TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL DEFAULT 0,"
+    "  verified_at INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (account_id, address));"
+    "CREATE UNIQUE INDEX senders_token ON senders(token) WHERE token <> '';"
+    "CREATE TABLE inbound ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  received_at INTEGER NOT NULL,"
+    "  mail_from TEXT NOT NULL,"
+    "  rcpt_json TEXT NOT NULL,"
+    "  client_ip TEXT NOT NULL,"
+    "  helo TEXT NOT NULL,"
+    "  spf TEXT NOT NULL,"
+    "  dkim TEXT NOT NULL,"
+    "  dmarc TEXT NOT NULL,"
+    "  authres TEXT NOT NULL,"
+    "  quarantine INTEGER NOT NULL DEFAULT 0,"
+    "  message_id TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  from_hdr TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  raw BLOB NOT NULL);"   /* last, so listing never reads it */
+    "CREATE INDEX inbound_account ON inbound(account_id, id);"
+    "CREATE TABLE rules ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  position INTEGER NOT NULL,"
+    "  json TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (account_id, position));"
+    "CREATE TABLE outbound_messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  mail_from TEXT NOT NULL,"
+    "  message_id TEXT NOT NULL DEFAULT '',"
+    "  source TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  raw BLOB NOT NULL);"
+    "CREATE INDEX outbound_messages_account ON outbound_messages(account_id, created_at);"
+    "CREATE TABLE outbound_recipients ("
+    "  id INTEGER PRIMARY KEY,"
+    "  message_id INTEGER NOT NULL REFERENCES outbound_messages(id) ON DELETE CASCADE,"
+    "  rcpt TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'queued',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  last_response TEXT NOT NULL DEFAULT '',"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE INDEX outbound_recipients_message ON outbound_recipients(message_id);"
+    "CREATE INDEX outbound_recipients_due ON outbound_recipients(status, next_attempt_at);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- statements, prepared on first use and kept per handle ---- */
+
+enum sid {
+    S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
+    S_ACC_INSERT, S_ACC_GET, S_ACC_GET_NAME, S_ACC_UPDATE,
+    S_CRED_INSERT, S_CRED_GET,
+    S_DOM_INSERT, S_DOM_GET, S_DOM_FIND_VERIFIED, S_DOM_OWNER, S_DOM_VERIFIED_ELSEWHERE,
+    S_DOM_UPDATE, S_DOM_LIST,
+    S_SND_INSERT, S_SND_GET, S_SND_GET_TOKEN, S_SND_UPDATE,
+    S_INB_INSERT, S_INB_LIST, S_INB_GET, S_INB_COUNT,
+    S_RULE_INSERT, S_RULE_DELETE, S_RULE_LIST,
+    S_OUT_MSG_INSERT, S_OUT_RCPT_INSERT, S_OUT_COUNT_SINCE, S_OUT_COUNT,
+    S_COUNT
+};
+
+#define ACC_COLS "id, name, sandbox, max_24h, max_rate, dmarc_report_only, created_at"
+#define DOM_COLS "id, account_id, domain, status, verify_token, mail_from_domain, " \
+                 "created_at, verified_at, checked_at"
+#define SND_COLS "id, account_id, address, status, token, created_at, expires_at, verified_at"
+#define INB_COLS "id, account_id, received_at, mail_from, rcpt_json, client_ip, helo, " \
+                 "spf, dkim, dmarc, authres, quarantine, message_id, subject, from_hdr, size"
+
+static const char *const sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT store_op",
+    [S_RELEASE] = "RELEASE store_op",
+    [S_ROLLBACK_TO] = "ROLLBACK TO store_op",
+    [S_ACC_INSERT] = "INSERT INTO accounts (name, sandbox, max_24h, max_rate, "
+                     "dmarc_report_only, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_ACC_GET] = "SELECT " ACC_COLS " FROM accounts WHERE id = ?1",
+    [S_ACC_GET_NAME] = "SELECT " ACC_COLS " FROM accounts WHERE name = ?1",
+    [S_ACC_UPDATE] = "UPDATE accounts SET sandbox = ?2, max_24h = ?3, max_rate = ?4, "
+                     "dmarc_report_only = ?5 WHERE id = ?1",
+    [S_CRED_INSERT] = "INSERT INTO credentials (account_id, kind, lookup, hash, created_at) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_CRED_GET] = "SELECT account_id, hash FROM credentials WHERE kind = ?1 AND lookup = ?2",
+    [S_DOM_INSERT] = "INSERT INTO domains (account_id, domain, status, verify_token, "
+                     "mail_from_domain, created_at, verified_at, checked_at) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_DOM_GET] = "SELECT " DOM_COLS " FROM domains WHERE account_id = ?1 AND domain = ?2",
+    [S_DOM_FIND_VERIFIED] = "SELECT " DOM_COLS " FROM domains WHERE domain = ?1 AND status = 1",
+    [S_DOM_OWNER] = "SELECT account_id, domain FROM domains WHERE id = ?1",
+    [S_DOM_VERIFIED_ELSEWHERE] = "SELECT 1 FROM domains WHERE domain = ?1 AND status = 1 "
+                                 "AND account_id <> ?2 LIMIT 1",
+    [S_DOM_UPDATE] = "UPDATE domains SET status = ?2, verify_token = ?3, mail_from_domain = ?4, "
+                     "verified_at = ?5, checked_at = ?6 WHERE id = ?1",
+    [S_DOM_LIST] = "SELECT " DOM_COLS " FROM domains WHERE account_id = ?1 ORDER BY domain",
+    [S_SND_INSERT] = "INSERT INTO senders (account_id, address, status, token, created_at, "
+                     "expires_at, verified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_SND_GET] = "SELECT " SND_COLS " FROM senders WHERE account_id = ?1 AND address = ?2",
+    [S_SND_GET_TOKEN] = "SELECT " SND_COLS " FROM senders WHERE token = ?1 AND token <> ''",
+    [S_SND_UPDATE] = "UPDATE senders SET status = ?2, verified_at = ?3 WHERE id = ?1",
+    [S_INB_INSERT] = "INSERT INTO inbound (account_id, received_at, mail_from, rcpt_json, "
+                     "client_ip, helo, spf, dkim, dmarc, authres, quarantine, message_id, "
+                     "subject, from_hdr, size, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_INB_LIST] = "SELECT " INB_COLS " FROM inbound WHERE account_id = ?1 AND id < ?2 "
+                   "ORDER BY id DESC LIMIT ?3",
+    [S_INB_GET] = "SELECT " INB_COLS ", raw FROM inbound WHERE id = ?1 AND account_id = ?2",
+    [S_INB_COUNT] = "SELECT COUNT(*) FROM inbound",
+    [S_RULE_INSERT] = "INSERT INTO rules (account_id, position, json, created_at) "
+                      "SELECT ?1, COALESCE(MAX(position), 0) + 1, ?2, ?3 "
+                      "FROM rules WHERE account_id = ?1",
+    [S_RULE_DELETE] = "DELETE FROM rules WHERE id = ?1 AND account_id = ?2",
+    [S_RULE_LIST] = "SELECT id, account_id, position, json FROM rules WHERE account_id = ?1 "
+                    "ORDER BY position, id",
+    [S_OUT_MSG_INSERT] = "INSERT INTO outbound_messages (account_id, mail_from, message_id, "
+                         "source, created_at, size, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_OUT_RCPT_INSERT] = "INSERT INTO outbound_recipients (message_id, rcpt, status, attempts, "
+                          "next_attempt_at, last_response, updated_at) "
+                          "VALUES (?1, ?2, 'queued', 0, ?3, '', ?3)",
+    [S_OUT_COUNT_SINCE] = "SELECT COUNT(*) FROM outbound_messages "
+                          "WHERE account_id = ?1 AND created_at >= ?2",
+    [S_OUT_COUNT] = "SELECT COUNT(*) FROM outbound_recipients "
+                    "WHERE status IN ('queued', 'sending', 'deferred')",
+};
+
+struct store {
+    sqlite3 *db;
+    bool in_tx;                   /* inside store_begin .. store_commit/rollback */
+    sqlite3_stmt *stmts[S_COUNT];
+};
+
+/* ---- helpers ---- */
+
+static int fail(struct store *st, const char *op, int rc)
+{
+    log_msg(LOG_ERROR, "store", "op=%s code=%d error=\"%s\"", op, rc, sqlite3_errmsg(st->db));
+    return STORE_ERROR;
+}
+
+static sqlite3_stmt *stmt(struct store *st, enum sid id)
+{
+    if (id > S_ROLLBACK_TO && st->in_tx && sqlite3_get_autocommit(st->db)) {
+        /* an error rolled the caller's transaction back: writing now would
+         * commit on its own, outside the transaction the caller thinks it has */
+        log_msg(LOG_ERROR, "store", "error=\"the transaction was rolled back\"");
+        return NULL;
+    }
+    if (!st->stmts[id]) {
+        int rc = sqlite3_prepare_v3(st->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &st->stmts[id], NULL);
+        if (rc != SQLITE_OK) {
+            fail(st, "prepare", rc);
+            st->stmts[id] = NULL;
+        }
+    }
+    return st->stmts[id];
+}
+
+/* Every statement is reset after use, so no read snapshot stays open. */
+static void done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* Runs a statement that returns no rows. */
+static int exec_stmt(struct store *st, enum sid id, const char *op)
+{
+    sqlite3_stmt *s = stmt(st, id);
+    if (!s)
+        return STORE_ERROR;
+    int rc = sqlite3_step(s);
+    done(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail(st, op, rc);
+}
+
+/* The outcome of a write statement's step. */
+static int write_rc(struct store *st, const char *op, int rc)
+{
+    switch (rc) {
+    case SQLITE_DONE:
+        return STORE_OK;
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return STORE_EXISTS;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:   /* the account (or message) is not there */
+        return STORE_NOTFOUND;
+    default:
+        return fail(st, op, rc);
+    }
+}
+
+static int64_t now_or(int64_t t)
+{
+    return t ? t : (int64_t)time(NULL);
+}
+
+/* Binds the C string in an array of size bytes, never reading past it. */
+static int bind_arr(sqlite3_stmt *s, int i, const char *arr, size_t size)
+{
+    return sqlite3_bind_text(s, i, arr, (int)strnlen(arr, size), SQLITE_STATIC);
+}
+
+static int bind_str(sqlite3_stmt *s, int i, const char *str)
+{
+    return sqlite3_bind_text(s, i, str ? str : "", -1, SQLITE_STATIC);
+}
+
+/* true when s is NULL or longer than max bytes (caller bugs: logged). */
+static bool too_long(const char *what, const char *s, size_t max)
+{
+    if (s && strnlen(s, max + 1) <= max)
+        return false;
+    log_msg(LOG_ERROR, "store", "event=bad_value field=%s error=\"%s\"", what,
+            s ? "too long" : "missing");
+    return true;
+}
+
+static void col_text(sqlite3_stmt *s, int i, char *dst, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    size_t n = t ? (size_t)sqlite3_column_bytes(s, i) : 0;
+    if (n >= size)
+        n = size - 1;
+    if (n)
+        memcpy(dst, t, n);
+    dst[n] = '\0';
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    size_t n = t ? (size_t)sqlite3_column_bytes(s, i) : 0;
+    char *p = malloc(n + 1);
+    if (p) {
+        if (n)
+            memcpy(p, t, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* Lower-cases ASCII and drops one trailing dot: the form domains are kept in. */
+static int norm_domain(const char *in, char *out, size_t size)
+{
+    size_t n = strnlen(in, DNS_MAX_NAME_LEN + 2);
+    if (n && in[n - 1] == '.')
+        n--;
+    if (n == 0 || n > DNS_MAX_NAME_LEN || n >= size)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* "local@Domain" → "local@domain" (the local part is kept as given). */
+static int norm_address(const char *in, char *out, size_t size)
+{
+    size_t n = strnlen(in, SMTP_MAX_PATH_LEN + 1);
+    if (n == 0 || n > SMTP_MAX_PATH_LEN || n >= size)
+        return -1;
+    const char *at = memrchr(in, '@', n);
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        out[i] = (at && in + i > at && c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Several statements as one: a transaction of their own, or a savepoint
+ * inside the caller's transaction. */
+static int op_begin(struct store *st)
+{
+    if (st->in_tx && sqlite3_get_autocommit(st->db))
+        return STORE_ERROR;
+    return exec_stmt(st, st->in_tx ? S_SAVEPOINT : S_BEGIN, "op_begin");
+}
+
+static int op_end(struct store *st, int rc)
+{
+    if (rc == STORE_OK) {
+        if (exec_stmt(st, st->in_tx ? S_RELEASE : S_COMMIT, "op_commit") == STORE_OK)
+            return STORE_OK;
+        rc = STORE_ERROR;
+    }
+    if (st->in_tx) {
+        if (!sqlite3_get_autocommit(st->db)) {
+            (void)exec_stmt(st, S_ROLLBACK_TO, "op_rollback");
+            (void)exec_stmt(st, S_RELEASE, "op_rollback");
+        }
+    } else if (!sqlite3_get_autocommit(st->db)) {
+        (void)exec_stmt(st, S_ROLLBACK, "op_rollback");
+    }
+    return rc;
+}
+
+/* ---- open, close, migrations ---- */
+
+static int mkdir_p(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n >= sizeof path) {
+        snprintf(err, errlen, "data_dir is too long");
+        return -1;
+    }
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+            return -1;
+        }
+        path[i] = saved;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "%s is not a directory", dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* Creates the database file 0600 (or tightens an existing one). */
+static int prepare_file(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    int rc = 0;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "%s is not a regular file", path);
+        rc = -1;
+    } else if ((sb.st_mode & 0777) != 0600) {
+        if (fchmod(fd, 0600) != 0) {
+            snprintf(err, errlen, "cannot make %s mode 0600: %s", path, strerror(errno));
+            rc = -1;
+        } else if (sb.st_size > 0) {
+            log_msg(LOG_WARN, "store", "event=mode_fixed file=\"%s\" old_mode=%03o new_mode=600",
+                    path, (unsigned)(sb.st_mode & 0777));
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static int user_version(struct store *st, int *v)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *v = sqlite3_column_int(s, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int migrate(struct store *st, char *err, size_t errlen)
+{
+    int v = 0, rc = user_version(st, &v);
+    if (rc == SQLITE_OK && v == SCHEMA_VERSION)
+        return 0;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read the schema version: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    /* Read again under the write lock: another process may have migrated. */
+    rc = user_version(st, &v);
+    if (rc == SQLITE_OK && v > SCHEMA_VERSION) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        snprintf(err, errlen, "the database schema (version %d) is newer than this sesame "
+                 "(version %d)", v, SCHEMA_VERSION);
+        return -1;
+    }
+    for (int from = v; rc == SQLITE_OK && from < SCHEMA_VERSION; from++) {
+        char setv[64];
+        rc = sqlite3_exec(st->db, migrations[from], NULL, NULL, NULL);
+        snprintf(setv, sizeof setv, "PRAGMA user_version = %d", from + 1);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(st->db, setv, NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            log_msg(LOG_INFO, "store", "event=migrated schema_version=%d", from + 1);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "schema migration failed: %s", sqlite3_errmsg(st->db));
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_pragmas(struct store *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            const char *mode = (const char *)sqlite3_column_text(s, 0);
+            rc = mode && strcmp(mode, "wal") == 0 ? SQLITE_OK : SQLITE_ERROR;
+            if (rc != SQLITE_OK) {
+                snprintf(err, errlen, "the database cannot use WAL mode");
+                sqlite3_finalize(s);
+                return -1;
+            }
+        }
+        sqlite3_finalize(s);
+    }
+    char pragmas[160];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+             "PRAGMA journal_size_limit = %d", STORE_WAL_SIZE_LIMIT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, pragmas, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot set up the database: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    return 0;
+}
+
+struct store *store_open(const char *url, const char *data_dir, char *err, size_t errlen)
+{
+    if (url && url[0] && strcmp(url, "sqlite") != 0) {
+        if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
+            snprintf(err, errlen, "the PostgreSQL store is not built yet; use store = sqlite");
+        else  /* not echoed: a mistyped URL may hold a password */
+            snprintf(err, errlen, "store must be sqlite or a postgresql:// URL");
+        return NULL;
+    }
+    if (!data_dir || !data_dir[0]) {
+        snprintf(err, errlen, "no data_dir");
+        return NULL;
+    }
+    if (!sqlite3_threadsafe()) {
+        snprintf(err, errlen, "this SQLite library is built without thread support");
+        return NULL;
+    }
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", data_dir, STORE_DB_FILE) >= sizeof path) {
+        snprintf(err, errlen, "data_dir is too long");
+        return NULL;
+    }
+    if (mkdir_p(data_dir, err, errlen) != 0 || prepare_file(path, err, errlen) != 0)
+        return NULL;
+    struct store *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        store_close(st);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+    if (set_pragmas(st, err, errlen) != 0 || migrate(st, err, errlen) != 0) {
+        store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (st->db && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->stmts[i]);
+    if (st->db) {
+        sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
+        sqlite3_close(st->db);
+    }
+    free(st);
+}
+
+/* ---- explicit transactions ---- */
+
+int store_begin(struct store *st)
+{
+    if (st->in_tx) {
+        log_msg(LOG_ERROR, "store", "op=begin error=\"a transaction is already open\"");
+        return STORE_ERROR;
+    }
+    if (exec_stmt(st, S_BEGIN, "begin") != STORE_OK)
+        return STORE_ERROR;
+    st->in_tx = true;
+    return STORE_OK;
+}
+
+int store_commit(struct store *st)
+{
+    if (!st->in_tx) {
+        log_msg(LOG_ERROR, "store", "op=commit error=\"no transaction is open\"");
+        return STORE_ERROR;
+    }
+    st->in_tx = false;
+    if (sqlite3_get_autocommit(st->db)) {
+        /* an error inside the transaction made SQLite roll it back */
+        log_msg(LOG_ERROR, "store", "op=commit error=\"the transaction was rolled back\"");
+        return STORE_ERROR;
+    }
+    if (exec_stmt(st, S_COMMIT, "commit") == STORE_OK)
+        return STORE_OK;
+    if (!sqlite3_get_autocommit(st->db))
+        (void)exec_stmt(st, S_ROLLBACK, "rollback");
+    return STORE_ERROR;
+}
+
+void store_rollback(struct store *st)
+{
+    if (!st->in_tx)
+        return;
+    st->in_tx = false;
+    if (!sqlite3_get_autocommit(st->db))
+        (void)exec_stmt(st, S_ROLLBACK, "rollback");
+}
+
+/* ---- accounts ---- */
+
+int store_account_insert(struct store *st, struct store_account *a)
+{
+    if (too_long("account.name", a->name, STORE_NAME_MAX) || !a->name[0])
+        return STORE_ERROR;
+    sqlite3_stmt *s = stmt(st, S_ACC_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    int64_t created = now_or(a->created_at);
+    bind_arr(s, 1, a->name, sizeof a->name);
+    sqlite3_bind_int(s, 2, a->sandbox);
+    sqlite3_bind_int64(s, 3, a->max_24h);
+    sqlite3_bind_int64(s, 4, a->max_rate);
+    sqlite3_bind_int(s, 5, a->dmarc_report_only);
+    sqlite3_bind_int64(s, 6, created);
+    int rc = write_rc(st, "account_insert", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK) {
+        a->id = sqlite3_last_insert_rowid(st->db);
+        a->created_at = created;
+    }
+    return rc;
+}
+
+static void read_account(sqlite3_stmt *s, struct store_account *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(s, 0);
+    col_text(s, 1, out->name, sizeof out->name);
+    out->sandbox = sqlite3_column_int(s, 2) != 0;
+    out->max_24h = (uint32_t)sqlite3_column_int64(s, 3);
+    out->max_rate = (uint32_t)sqlite3_column_int64(s, 4);
+    out->dmarc_report_only = sqlite3_column_int(s, 5) != 0;
+    out->created_at = sqlite3_column_int64(s, 6);
+}
+
+/* Steps a statement expected to return at most one row, read by fn. */
+static int get_one(struct store *st, sqlite3_stmt *s, const char *op,
+                   void (*fn)(sqlite3_stmt *, void *), void *out)
+{
+    int rc = sqlite3_step(s);
+    int ret;
+    if (rc == SQLITE_ROW) {
+        fn(s, out);
+        ret = STORE_OK;
+    } else if (rc == SQLITE_DONE) {
+        ret = STORE_NOTFOUND;
+    } else {
+        ret = fail(st, op, rc);
+    }
+    done(s);
+    return ret;
+}
+
+static void read_account_cb(sqlite3_stmt *s, void *out) { read_account(s, out); }
+
+int store_account_get(struct store *st, int64_t id, struct store_account *out)
+{
+    sqlite3_stmt *s = stmt(st, S_ACC_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    return get_one(st, s, "account_get", read_account_cb, out);
+}
+
+int store_account_get_by_name(struct store *st, const char *name, struct store_account *out)
+{
+    if (!name || strnlen(name, STORE_NAME_MAX + 1) > STORE_NAME_MAX)
+        return STORE_NOTFOUND;
+    sqlite3_stmt *s = stmt(st, S_ACC_GET_NAME);
+    if (!s)
+        return STORE_ERROR;
+    bind_str(s, 1, name);
+    return get_one(st, s, "account_get_by_name", read_account_cb, out);
+}
+
+int store_account_update(struct store *st, const struct store_account *a)
+{
+    sqlite3_stmt *s = stmt(st, S_ACC_UPDATE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, a->id);
+    sqlite3_bind_int(s, 2, a->sandbox);
+    sqlite3_bind_int64(s, 3, a->max_24h);
+    sqlite3_bind_int64(s, 4, a->max_rate);
+    sqlite3_bind_int(s, 5, a->dmarc_report_only);
+    int rc = write_rc(st, "account_update", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+/* ---- credentials ---- */
+
+int store_credential_insert(struct store *st, int64_t account_id, enum store_cred_kind kind,
+                            const char *lookup, const char *hash)
+{
+    if (too_long("credential.lookup", lookup, STORE_LOOKUP_MAX) ||
+        too_long("credential.hash", hash, STORE_HASH_MAX))
+        return STORE_ERROR;
+    sqlite3_stmt *s = stmt(st, S_CRED_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    sqlite3_bind_int(s, 2, (int)kind);
+    bind_str(s, 3, lookup);
+    bind_str(s, 4, hash);
+    sqlite3_bind_int64(s, 5, (int64_t)time(NULL));
+    int rc = write_rc(st, "credential_insert", sqlite3_step(s));
+    done(s);
+    return rc;
+}
+
+int store_credential_get(struct store *st, enum store_cred_kind kind, const char *lookup,
+                         int64_t *account_id, char *hash, size_t hashlen)
+{
+    if (!lookup || strnlen(lookup, STORE_LOOKUP_MAX + 1) > STORE_LOOKUP_MAX)
+        return STORE_NOTFOUND;
+    sqlite3_stmt *s = stmt(st, S_CRED_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int(s, 1, (int)kind);
+    bind_str(s, 2, lookup);
+    int rc = sqlite3_step(s), ret;
+    if (rc == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(s, 1);
+        const unsigned char *h = sqlite3_column_text(s, 1);
+        if (!h || n >= hashlen) {
+            log_msg(LOG_ERROR, "store", "op=credential_get error=\"hash does not fit\"");
+            ret = STORE_ERROR;
+        } else {
+            memcpy(hash, h, n + 1);
+            *account_id = sqlite3_column_int64(s, 0);
+            ret = STORE_OK;
+        }
+    } else {
+        ret = rc == SQLITE_DONE ? STORE_NOTFOUND : fail(st, "credential_get", rc);
+    }
+    done(s);
+    return ret;
+}
+
+/* ---- domains ---- */
+
+static void read_domain(sqlite3_stmt *s, void *p)
+{
+    struct store_domain *d = p;
+    memset(d, 0, sizeof *d);
+    d->id = sqlite3_column_int64(s, 0);
+    d->account_id = sqlite3_column_int64(s, 1);
+    col_text(s, 2, d->domain, sizeof d->domain);
+    d->status = sqlite3_column_int(s, 3);
+    col_text(s, 4, d->verify_token, sizeof d->verify_token);
+    col_text(s, 5, d->mail_from_domain, sizeof d->mail_from_domain);
+    d->created_at = sqlite3_column_int64(s, 6);
+    d->verified_at = sqlite3_column_int64(s, 7);
+    d->checked_at = sqlite3_column_int64(s, 8);
+}
+
+int store_domain_insert(struct store *st, struct store_domain *d)
+{
+    char dom[DNS_MAX_NAME_LEN + 1];
+    if (norm_domain(d->domain, dom, sizeof dom) != 0) {
+        log_msg(LOG_ERROR, "store", "op=domain_insert error=\"bad domain\"");
+        return STORE_ERROR;
+    }
+    sqlite3_stmt *s = stmt(st, S_DOM_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    int64_t created = now_or(d->created_at);
+    sqlite3_bind_int64(s, 1, d->account_id);
+    bind_str(s, 2, dom);
+    sqlite3_bind_int(s, 3, d->status);
+    bind_arr(s, 4, d->verify_token, sizeof d->verify_token);
+    bind_arr(s, 5, d->mail_from_domain, sizeof d->mail_from_domain);
+    sqlite3_bind_int64(s, 6, created);
+    sqlite3_bind_int64(s, 7, d->verified_at);
+    sqlite3_bind_int64(s, 8, d->checked_at);
+    int rc = write_rc(st, "domain_insert", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK) {
+        d->id = sqlite3_last_insert_rowid(st->db);
+        d->created_at = created;
+        memcpy(d->domain, dom, strlen(dom) + 1);
+    }
+    return rc;
+}
+
+int store_domain_get(struct store *st, int64_t account_id, const char *domain,
+                     struct store_domain *out)
+{
+    char dom[DNS_MAX_NAME_LEN + 1];
+    if (!domain || norm_domain(domain, dom, sizeof dom) != 0)
+        return STORE_NOTFOUND;
+    sqlite3_stmt *s = stmt(st, S_DOM_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    bind_str(s, 2, dom);
+    return get_one(st, s, "domain_get", read_domain, out);
+}
+
+int store_domain_find_verified(struct store *st, const char *domain, struct store_domain *out)
+{
+    char dom[DNS_MAX_NAME_LEN + 1];
+    if (!domain || norm_domain(domain, dom, sizeof dom) != 0)
+        return STORE_NOTFOUND;
+    sqlite3_stmt *s = stmt(st, S_DOM_FIND_VERIFIED);
+    if (!s)
+        return STORE_ERROR;
+    bind_str(s, 1, dom);
+    return get_one(st, s, "domain_find_verified", read_domain, out);
+}
+
+struct owner {
+    int64_t account_id;
+    char domain[DNS_MAX_NAME_LEN + 1];
+};
+
+static void read_owner(sqlite3_stmt *s, void *p)
+{
+    struct owner *o = p;
+    o->account_id = sqlite3_column_int64(s, 0);
+    col_text(s, 1, o->domain, sizeof o->domain);
+}
+
+static int domain_update_locked(struct store *st, const struct store_domain *d)
+{
+    struct owner o;
+    sqlite3_stmt *s = stmt(st, S_DOM_OWNER);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, d->id);
+    int rc = get_one(st, s, "domain_update", read_owner, &o);
+    if (rc != STORE_OK)
+        return rc;
+    if (d->status == STORE_ID_VERIFIED) {
+        if (!(s = stmt(st, S_DOM_VERIFIED_ELSEWHERE)))
+            return STORE_ERROR;
+        bind_str(s, 1, o.domain);
+        sqlite3_bind_int64(s, 2, o.account_id);
+        rc = sqlite3_step(s);
+        done(s);
+        if (rc == SQLITE_ROW)
+            return STORE_EXISTS;
+        if (rc != SQLITE_DONE)
+            return fail(st, "domain_update", rc);
+    }
+    if (!(s = stmt(st, S_DOM_UPDATE)))
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, d->id);
+    sqlite3_bind_int(s, 2, d->status);
+    bind_arr(s, 3, d->verify_token, sizeof d->verify_token);
+    bind_arr(s, 4, d->mail_from_domain, sizeof d->mail_from_domain);
+    sqlite3_bind_int64(s, 5, d->verified_at);
+    sqlite3_bind_int64(s, 6, d->checked_at);
+    rc = write_rc(st, "domain_update", sqlite3_step(s));
+    done(s);
+    return rc;
+}
+
+int store_domain_update(struct store *st, const struct store_domain *d)
+{
+    if (op_begin(st) != STORE_OK)
+        return STORE_ERROR;
+    return op_end(st, domain_update_locked(st, d));
+}
+
+int store_domain_list(struct store *st, int64_t account_id, store_domain_cb cb, void *arg)
+{
+    sqlite3_stmt *s = stmt(st, S_DOM_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_domain d;
+        read_domain(s, &d);
+        if (cb(&d, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    done(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail(st, "domain_list", rc);
+}
+
+/* ---- senders ---- */
+
+static void read_sender(sqlite3_stmt *s, void *p)
+{
+    struct store_sender *x = p;
+    memset(x, 0, sizeof *x);
+    x->id = sqlite3_column_int64(s, 0);
+    x->account_id = sqlite3_column_int64(s, 1);
+    col_text(s, 2, x->address, sizeof x->address);
+    x->status = sqlite3_column_int(s, 3);
+    col_text(s, 4, x->token, sizeof x->token);
+    x->created_at = sqlite3_column_int64(s, 5);
+    x->expires_at = sqlite3_column_int64(s, 6);
+    x->verified_at = sqlite3_column_int64(s, 7);
+}
+
+int store_sender_insert(struct store *st, struct store_sender *x)
+{
+    char addr[SMTP_MAX_PATH_LEN + 1];
+    if (norm_address(x->address, addr, sizeof addr) != 0 ||
+        too_long("sender.token", x->token, STORE_TOKEN_MAX)) {
+        log_msg(LOG_ERROR, "store", "op=sender_insert error=\"bad address or token\"");
+        return STORE_ERROR;
+    }
+    sqlite3_stmt *s = stmt(st, S_SND_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    int64_t created = now_or(x->created_at);
+    sqlite3_bind_int64(s, 1, x->account_id);
+    bind_str(s, 2, addr);
+    sqlite3_bind_int(s, 3, x->status);
+    bind_arr(s, 4, x->token, sizeof x->token);
+    sqlite3_bind_int64(s, 5, created);
+    sqlite3_bind_int64(s, 6, x->expires_at);
+    sqlite3_bind_int64(s, 7, x->verified_at);
+    int rc = write_rc(st, "sender_insert", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK) {
+        x->id = sqlite3_last_insert_rowid(st->db);
+        x->created_at = created;
+        memcpy(x->address, addr, strlen(addr) + 1);
+    }
+    return rc;
+}
+
+int store_sender_get(struct store *st, int64_t account_id, const char *address,
+                     struct store_sender *out)
+{
+    char addr[SMTP_MAX_PATH_LEN + 1];
+    if (!address || norm_address(address, addr, sizeof addr) != 0)
+        return STORE_NOTFOUND;
+    sqlite3_stmt *s = stmt(st, S_SND_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    bind_str(s, 2, addr);
+    return get_one(st, s, "sender_get", read_sender, out);
+}
+
+int store_sender_get_by_token(struct store *st, const char *token, struct store_sender *out)
+{
+    if (!token || !token[0] || strnlen(token, STORE_TOKEN_MAX + 1) > STORE_TOKEN_MAX)
+        return STORE_NOTFOUND;
+    sqlite3_stmt *s = stmt(st, S_SND_GET_TOKEN);
+    if (!s)
+        return STORE_ERROR;
+    bind_str(s, 1, token);
+    return get_one(st, s, "sender_get_by_token", read_sender, out);
+}
+
+int store_sender_update(struct store *st, const struct store_sender *x)
+{
+    sqlite3_stmt *s = stmt(st, S_SND_UPDATE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, x->id);
+    sqlite3_bind_int(s, 2, x->status);
+    sqlite3_bind_int64(s, 3, x->verified_at);
+    int rc = write_rc(st, "sender_update", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+/* ---- received mail ---- */
+
+int store_inbound_insert(struct store *st, const struct store_inbound *m,
+                         const char *raw, size_t len, int64_t *id)
+{
+    sqlite3_stmt *s = stmt(st, S_INB_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, m->account_id);
+    sqlite3_bind_int64(s, 2, now_or(m->received_at));
+    bind_arr(s, 3, m->mail_from, sizeof m->mail_from);
+    bind_str(s, 4, m->rcpt_json ? m->rcpt_json : "[]");
+    bind_arr(s, 5, m->client_ip, sizeof m->client_ip);
+    bind_arr(s, 6, m->helo, sizeof m->helo);
+    bind_arr(s, 7, m->spf, sizeof m->spf);
+    bind_arr(s, 8, m->dkim, sizeof m->dkim);
+    bind_arr(s, 9, m->dmarc, sizeof m->dmarc);
+    bind_str(s, 10, m->authres);
+    sqlite3_bind_int(s, 11, m->quarantine);
+    bind_arr(s, 12, m->message_id, sizeof m->message_id);
+    bind_arr(s, 13, m->subject, sizeof m->subject);
+    bind_arr(s, 14, m->from, sizeof m->from);
+    sqlite3_bind_int64(s, 15, (int64_t)len);
+    sqlite3_bind_blob64(s, 16, raw && len ? raw : "", raw ? len : 0, SQLITE_STATIC);
+    int rc = write_rc(st, "inbound_insert", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK && id)
+        *id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+/* Fills m from a row of INB_COLS; the heap fields are malloc'd. */
+static int read_inbound(sqlite3_stmt *s, struct store_inbound *m)
+{
+    memset(m, 0, sizeof *m);
+    m->id = sqlite3_column_int64(s, 0);
+    m->account_id = sqlite3_column_int64(s, 1);
+    m->received_at = sqlite3_column_int64(s, 2);
+    col_text(s, 3, m->mail_from, sizeof m->mail_from);
+    m->rcpt_json = col_dup(s, 4);
+    col_text(s, 5, m->client_ip, sizeof m->client_ip);
+    col_text(s, 6, m->helo, sizeof m->helo);
+    col_text(s, 7, m->spf, sizeof m->spf);
+    col_text(s, 8, m->dkim, sizeof m->dkim);
+    col_text(s, 9, m->dmarc, sizeof m->dmarc);
+    m->authres = col_dup(s, 10);
+    m->quarantine = sqlite3_column_int(s, 11) != 0;
+    col_text(s, 12, m->message_id, sizeof m->message_id);
+    col_text(s, 13, m->subject, sizeof m->subject);
+    col_text(s, 14, m->from, sizeof m->from);
+    m->size = (size_t)sqlite3_column_int64(s, 15);
+    if (!m->rcpt_json || !m->authres) {
+        store_inbound_free(m);
+        log_msg(LOG_ERROR, "store", "op=inbound_read error=\"out of memory\"");
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+int store_inbound_list(struct store *st, int64_t account_id, int64_t before_id, unsigned limit,
+                       store_inbound_cb cb, void *arg)
+{
+    sqlite3_stmt *s = stmt(st, S_INB_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    sqlite3_bind_int64(s, 2, before_id > 0 ? before_id : INT64_MAX);
+    sqlite3_bind_int64(s, 3, limit);
+    int rc, ret = STORE_OK;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_inbound m;
+        if ((ret = read_inbound(s, &m)) != STORE_OK)
+            break;
+        int stop = cb(&m, arg);
+        store_inbound_free(&m);
+        if (stop)
+            break;
+    }
+    if (ret == STORE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = fail(st, "inbound_list", rc);
+    done(s);
+    return ret;
+}
+
+int store_inbound_get(struct store *st, int64_t account_id, int64_t id,
+                      struct store_inbound *meta, char **raw, size_t *len)
+{
+    sqlite3_stmt *s = stmt(st, S_INB_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, account_id);
+    int rc = sqlite3_step(s), ret;
+    if (rc == SQLITE_ROW) {
+        struct store_inbound m;
+        ret = read_inbound(s, &m);
+        if (ret == STORE_OK && raw) {
+            const void *b = sqlite3_column_blob(s, 16);
+            size_t n = (size_t)sqlite3_column_bytes(s, 16);
+            char *p = malloc(n + 1);
+            if (!p) {
+                log_msg(LOG_ERROR, "store", "op=inbound_get error=\"out of memory\"");
+                store_inbound_free(&m);
+                ret = STORE_ERROR;
+            } else {
+                if (n)
+                    memcpy(p, b, n);
+                p[n] = '\0';
+                *raw = p;
+                if (len)
+                    *len = n;
+            }
+        }
+        if (ret == STORE_OK) {
+            if (meta)
+                *meta = m;
+            else
+                store_inbound_free(&m);
+        }
+    } else {
+        ret = rc == SQLITE_DONE ? STORE_NOTFOUND : fail(st, "inbound_get", rc);
+    }
+    done(s);
+    return ret;
+}
+
+static int count(struct store *st, enum sid id, const char *op, int64_t a, int64_t b, int64_t *n)
+{
+    sqlite3_stmt *s = stmt(st, id);
+    if (!s)
+        return STORE_ERROR;
+    if (sqlite3_bind_parameter_count(s) >= 2) {
+        sqlite3_bind_int64(s, 1, a);
+        sqlite3_bind_int64(s, 2, b);
+    }
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(s, 0);
+    done(s);
+    return rc == SQLITE_ROW ? STORE_OK : fail(st, op, rc);
+}
+
+int store_inbound_count(struct store *st, int64_t *n)
+{
+    return count(st, S_INB_COUNT, "inbound_count", 0, 0, n);
+}
+
+void store_inbound_free(struct store_inbound *m)
+{
+    if (!m)
+        return;
+    free(m->rcpt_json);
+    free(m->authres);
+    m->rcpt_json = NULL;
+    m->authres = NULL;
+}
+
+/* ---- receiving rules ---- */
+
+int store_rule_insert(struct store *st, int64_t account_id, const char *json, int64_t *id)
+{
+    if (!json)
+        return STORE_ERROR;
+    sqlite3_stmt *s = stmt(st, S_RULE_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    bind_str(s, 2, json);
+    sqlite3_bind_int64(s, 3, (int64_t)time(NULL));
+    int rc = write_rc(st, "rule_insert", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK && id)
+        *id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+int store_rule_delete(struct store *st, int64_t account_id, int64_t id)
+{
+    sqlite3_stmt *s = stmt(st, S_RULE_DELETE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, account_id);
+    int rc = write_rc(st, "rule_delete", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+int store_rule_list(struct store *st, int64_t account_id, store_rule_cb cb, void *arg)
+{
+    sqlite3_stmt *s = stmt(st, S_RULE_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *json = (const char *)sqlite3_column_text(s, 3);
+        struct store_rule r = {
+            .id = sqlite3_column_int64(s, 0),
+            .account_id = sqlite3_column_int64(s, 1),
+            .position = sqlite3_column_int64(s, 2),
+            .json = json ? json : "",
+        };
+        if (cb(&r, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    done(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail(st, "rule_list", rc);
+}
+
+/* ---- outbound queue ---- */
+
+static int outbound_insert_locked(struct store *st, struct store_outbound *m, const char *raw,
+                                  size_t len, int64_t created)
+{
+    sqlite3_stmt *s = stmt(st, S_OUT_MSG_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, m->account_id);
+    bind_arr(s, 2, m->mail_from, sizeof m->mail_from);
+    bind_arr(s, 3, m->message_id, sizeof m->message_id);
+    bind_str(s, 4, m->source ? m->source : "api");
+    sqlite3_bind_int64(s, 5, created);
+    sqlite3_bind_int64(s, 6, (int64_t)len);
+    sqlite3_bind_blob64(s, 7, raw && len ? raw : "", raw ? len : 0, SQLITE_STATIC);
+    int rc = write_rc(st, "outbound_insert", sqlite3_step(s));
+    done(s);
+    if (rc != STORE_OK)
+        return rc;
+    int64_t msg = sqlite3_last_insert_rowid(st->db);
+    if (!(s = stmt(st, S_OUT_RCPT_INSERT)))
+        return STORE_ERROR;
+    for (size_t i = 0; i < m->nrcpt && rc == STORE_OK; i++) {
+        sqlite3_bind_int64(s, 1, msg);
+        bind_str(s, 2, m->rcpts[i]);
+        sqlite3_bind_int64(s, 3, created);
+        rc = write_rc(st, "outbound_insert", sqlite3_step(s));
+        done(s);
+    }
+    if (rc == STORE_OK)
+        m->id = msg;
+    return rc;
+}
+
+int store_outbound_insert(struct store *st, struct store_outbound *m, const char *raw, size_t len)
+{
+    if (m->nrcpt == 0 || !m->rcpts) {
+        log_msg(LOG_ERROR, "store", "op=outbound_insert error=\"no recipients\"");
+        return STORE_ERROR;
+    }
+    for (size_t i = 0; i < m->nrcpt; i++)
+        if (too_long("outbound.rcpt", m->rcpts[i], SMTP_MAX_PATH_LEN))
+            return STORE_ERROR;
+    int64_t created = now_or(m->created_at);
+    if (op_begin(st) != STORE_OK)
+        return STORE_ERROR;
+    int rc = op_end(st, outbound_insert_locked(st, m, raw, len, created));
+    if (rc == STORE_OK)
+        m->created_at = created;
+    return rc;
+}
+
+int store_outbound_count_since(struct store *st, int64_t account_id, int64_t since, int64_t *n)
+{
+    return count(st, S_OUT_COUNT_SINCE, "outbound_count_since", account_id, since, n);
+}
+
+int store_outbound_count(struct store *st, int64_t *n)
+{
+    return count(st, S_OUT_COUNT, "outbound_count", 0, 0, n);
+}
