@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #define CONFIG_STR_MAX 1024
+#define CONFIG_LINE_MAX 4096          /* one line of the file, newline included */
+#define CONFIG_FILE_MAX (1024 * 1024) /* the whole file */
 
 struct config_listen {
     char text[128];              /* "127.0.0.1:2525", "[::1]:25", "" = disabled */
