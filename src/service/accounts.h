@@ -38,7 +38,15 @@ int account_create(struct store *st, const char *name, bool production,
                    struct store_account *out, struct account_secrets *secrets,
                    char *err, size_t errlen);
 
-/* The process-wide cache of verified secrets (thread-safe). */
+/* The argon2id cost of new hashes (crypto_pwhash opslimit, memlimit);
+ * defaults to libsodium's INTERACTIVE (2, 64 MiB); values under its MIN
+ * are raised to MIN. For tests, which use the MIN values to run fast.
+ * Verification uses the cost recorded in each hash. */
+void account_set_hash_cost(unsigned long long ops, size_t mem);
+
+/* The process-wide cache of verified secrets (thread-safe), at most
+ * ACCOUNT_CRED_CACHE_ENTRIES; the oldest entry of a full set makes room. */
+#define ACCOUNT_CRED_CACHE_ENTRIES 4096
 struct cred_cache;
 struct cred_cache *cred_cache_new(void);
 void cred_cache_free(struct cred_cache *c);
