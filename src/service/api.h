@@ -15,6 +15,7 @@
 #include "service/ratelimit.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/limits.h"
 
 struct api_context {
     struct store *st;                    /* this thread's connection */
@@ -37,10 +38,28 @@ struct api_request {
 
 struct api_response {
     int status;
-    const char *content_type;            /* static string */
+    const char *content_type;            /* static string; NULL when there is no body (204) */
     struct buf body;                     /* initialised by api_handle; caller frees */
+    /* Added by H5, for the transport: */
+    const char *www_authenticate;        /* 401: the WWW-Authenticate value (static), else NULL */
+    char allow[64];                      /* 405: the Allow value ("GET, POST"), else "" */
+    unsigned retry_after;                /* 429: seconds for Retry-After, else 0 */
+    char account[STORE_NAME_MAX + 1];    /* the authenticated account's name (logs), else "" */
+    const char *error_code;              /* the error's "code" (static), NULL on success (logs) */
 };
 
+/* Largest response body: a raw stored message (GET /v1/inbound/{id}/raw). */
+#define API_MAX_RESPONSE_SIZE   MAIL_MAX_MESSAGE_SIZE
+/* Raw request paths longer than this are refused (400). */
+#define API_MAX_PATH_LEN        2048
+/* GET /v1/inbound: page size when no limit= is given, and the largest. */
+#define API_INBOUND_DEFAULT_LIMIT 50
+#define API_INBOUND_MAX_LIMIT     100
+/* Bodies of the small JSON routes (everything but sending mail). */
+#define API_MAX_SMALL_BODY      65536
+
+/* Never fails: every outcome, including running out of memory, is a
+ * status and (except 204) a body. */
 void api_handle(struct api_context *ctx, const struct api_request *req, struct api_response *resp);
 
 /* The HTTP listener: its own thread and event loop, so API work (argon2
@@ -49,5 +68,7 @@ struct http_server;
 struct http_server *http_server_start(const struct config_listen *listen, struct api_context *proto,
                                       char *err, size_t errlen);
 void http_server_stop(struct http_server *h);
+/* The port the server is bound to (listen->port 0 picks a free one). Added by H5. */
+unsigned http_server_port(const struct http_server *h);
 
 #endif
