@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# End-to-end: `sesame domain add|show|verify` (SPEC.md §1.5, identities)
+# on a real store in a temporary data_dir and the real resolver against the
+# test DNS server (tests/data/zone_identities.json, copied and rewritten as
+# the account publishes its record, then reloaded with SIGHUP): add gives a
+# pending domain and the TXT record to publish; verify fails before it is
+# published and succeeds after; a second account cannot verify the same
+# domain; a wrong token is explained; the JSON shape; the exit codes (0 when
+# it ran, failed verification included; 2 for bad usage, a bad domain, an
+# unknown account; 1 when DNS does not answer).
+set -u
+source "$(dirname "$0")/support/e2e_lib.sh"
+
+ZONE="$E2E_TMP/zone.json"
+cp "$SESAME_TEST_DATA/zone_identities.json" "$ZONE"
+start_testdns "$ZONE"
+
+CONF="$E2E_TMP/sesame.conf"
+cat > "$CONF" <<EOF
+[server]
+data_dir = $E2E_TMP/var
+[dns]
+servers = $DNS_ADDR
+EOF
+# No DNS from the environment: verify must use the configuration's server.
+unset SESAME_DNS
+
+domain() { "$SESAME_BIN" domain "$@" --config "$CONF"; }
+
+# publish NAME VALUE: adds a TXT record to the zone file and reloads the server.
+publish() {
+  /usr/bin/python3 - "$ZONE" "$1" "$2" <<'PY'
+import json, sys
+path, name, value = sys.argv[1:]
+zone = json.load(open(path))
+zone.setdefault(name, []).append({"type": "TXT", "value": value})
+json.dump(zone, open(path, "w"), indent=1)
+PY
+  local before
+  before=$(grep -c reloaded "$E2E_TMP/dns.log")
+  kill -HUP "$DNS_PID"
+  for _ in $(seq 1 100); do
+    [ "$(grep -c reloaded "$E2E_TMP/dns.log")" -gt "$before" ] && return
+    sleep 0.05
+  done
+  echo "test DNS server did not reload" >&2
+  exit 1
+}
+
+# check_domain JSON DOMAIN STATUS [TOKEN]: the SPEC §3 shape of a domain
+# identity, its status, and (when given) the token in its record. Prints
+# nothing when all is well. Times are RFC 3339 UTC or null; verified_at is
+# set exactly when verified.
+check_domain() {
+  E2E_CHECKS=$((E2E_CHECKS + 1))
+  local out
+  out=$(printf '%s' "$1" | /usr/bin/python3 -c '
+import json, re, sys
+doc = json.load(sys.stdin)
+domain, status = sys.argv[1], sys.argv[2]
+token = sys.argv[3] if len(sys.argv) > 3 else None
+errs = []
+keys = set(doc) - {"reason"}
+if keys != {"domain", "status", "records", "verified_at", "checked_at"}:
+    errs.append("keys %s" % sorted(doc))
+if doc.get("domain") != domain:
+    errs.append("domain %r" % doc.get("domain"))
+if doc.get("status") != status:
+    errs.append("status %r, want %r" % (doc.get("status"), status))
+rfc3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+for k in ("verified_at", "checked_at"):
+    v = doc.get(k)
+    if v is not None and not (isinstance(v, str) and rfc3339.match(v)):
+        errs.append("%s %r" % (k, v))
+if (doc.get("verified_at") is not None) != (status == "verified"):
+    errs.append("verified_at %r with status %s" % (doc.get("verified_at"), status))
+recs = doc.get("records")
+if not isinstance(recs, list) or len(recs) != 1:
+    errs.append("records %r" % recs)
+else:
+    r = recs[0]
+    if set(r) != {"type", "name", "value", "purpose"} or r["type"] != "TXT" \
+            or r["name"] != "_sesame." + domain or r["purpose"] != "verification":
+        errs.append("record %r" % r)
+    m = re.match(r"^sesame-verification=([0-9a-f]{64})$", r.get("value", ""))
+    if not m:
+        errs.append("value %r" % r.get("value"))
+    elif token and m.group(1) != token:
+        errs.append("token %s, want %s" % (m.group(1), token))
+print("\n".join(errs))' "${@:2}") || { fail "not JSON: $1"; return; }
+  [ -z "$out" ] || fail "$out
+in: $1"
+}
+
+token_of() {
+  printf '%s' "$1" | /usr/bin/python3 -c '
+import json, sys
+print(json.load(sys.stdin)["records"][0]["value"].split("=", 1)[1])'
+}
+
+# ---- accounts (the store is created on first use) ----
+expect_exit 0 "$SESAME_BIN" account create alice --config "$CONF" --json
+expect_exit 0 "$SESAME_BIN" account create bob --config "$CONF" --json
+
+# ---- add: pending, the record to publish; adding again changes nothing ----
+expect_exit 0 domain add Shop.Example.TEST. --account alice --json
+ADD=$(cat "$E2E_TMP/out")
+check_domain "$ADD" shop.example.test pending
+expect_json "$ADD" checked_at null
+TOKEN=$(token_of "$ADD")
+expect_exit 0 domain add shop.example.test --account alice --json
+check_domain "$(cat "$E2E_TMP/out")" shop.example.test pending "$TOKEN"
+
+expect_exit 0 domain add shop.example.test --account alice
+TEXT=$(cat "$E2E_TMP/out")
+expect_contains "$TEXT" "_sesame.shop.example.test. IN TXT \"sesame-verification=$TOKEN\""
+expect_contains "$TEXT" "status:   pending"
+expect_contains "$TEXT" "sesame domain verify shop.example.test --account alice"
+
+# ---- verify before publishing: it ran (exit 0), failed, says why ----
+expect_exit 0 domain verify shop.example.test --account alice --json
+OUT=$(cat "$E2E_TMP/out")
+check_domain "$OUT" shop.example.test failed "$TOKEN"
+expect_json "$OUT" reason "no TXT record at _sesame.shop.example.test"
+expect_exit 0 domain verify shop.example.test --account alice
+TEXT=$(cat "$E2E_TMP/out")
+expect_contains "$TEXT" "status:   failed"
+expect_contains "$TEXT" "reason:   no TXT record at _sesame.shop.example.test"
+
+# ---- publish and verify (DNS from the configuration) ----
+publish _sesame.shop.example.test "sesame-verification=$TOKEN"
+expect_exit 0 domain verify shop.example.test --account alice --json
+OUT=$(cat "$E2E_TMP/out")
+check_domain "$OUT" shop.example.test verified "$TOKEN"
+expect_contains "$OUT" "holds the token"
+expect_exit 0 domain show shop.example.test --account alice
+TEXT=$(cat "$E2E_TMP/out")
+expect_contains "$TEXT" "status:   verified"
+expect_contains "$TEXT" "_sesame.shop.example.test. IN TXT \"sesame-verification=$TOKEN\""
+expect_exit 0 domain show shop.example.test --account alice --json
+check_domain "$(cat "$E2E_TMP/out")" shop.example.test verified "$TOKEN"
+
+# ---- a second account cannot take it, even with its own token published ----
+expect_exit 0 domain add shop.example.test --account bob --json
+BOB=$(cat "$E2E_TMP/out")
+check_domain "$BOB" shop.example.test pending
+BOB_TOKEN=$(token_of "$BOB")
+[ "$BOB_TOKEN" != "$TOKEN" ] || fail "bob got alice's token"
+publish _sesame.shop.example.test "sesame-verification=$BOB_TOKEN"
+expect_exit 0 domain verify shop.example.test --account bob --json --dns "$DNS_ADDR"
+OUT=$(cat "$E2E_TMP/out")
+check_domain "$OUT" shop.example.test pending "$BOB_TOKEN"
+expect_json "$OUT" reason "shop.example.test is verified by another account"
+expect_exit 0 domain show shop.example.test --account alice --json
+check_domain "$(cat "$E2E_TMP/out")" shop.example.test verified "$TOKEN"
+
+# ---- a wrong token is explained ----
+expect_exit 0 domain add wrong.example.test --account alice --json
+WTOKEN=$(token_of "$(cat "$E2E_TMP/out")")
+expect_exit 0 domain verify wrong.example.test --account alice --json
+OUT=$(cat "$E2E_TMP/out")
+check_domain "$OUT" wrong.example.test failed
+expect_contains "$OUT" "TXT records found but none is sesame-verification=$WTOKEN"
+expect_contains "$OUT" "sesame-verification=0000000000"
+
+# ---- exit codes ----
+expect_exit 2 domain add other.example.test --account nobody
+expect_contains "$(cat "$E2E_TMP/err")" "no account named 'nobody'"
+expect_exit 2 domain add bad_name.example.test --account alice
+expect_exit 2 domain add localhost --account alice
+expect_exit 2 domain add "b$(printf '\xc3\xbc')cher.example" --account alice
+expect_exit 2 domain add shop.example.test
+expect_exit 2 domain add --account alice
+expect_exit 2 domain add a.example.test b.example.test --account alice
+expect_exit 2 domain rotate shop.example.test --account alice
+expect_exit 2 domain show never.example.test --account alice
+expect_exit 2 domain verify never.example.test --account alice
+expect_exit 2 domain verify shop.example.test --account alice --dns not-an-address
+expect_exit 2 domain add shop.example.test --account alice --bogus
+expect_exit 2 "$SESAME_BIN" domain
+expect_exit 0 "$SESAME_BIN" domain --help
+expect_contains "$(cat "$E2E_TMP/out")" "add|show|verify"
+grep -q rotate "$E2E_TMP/out" && fail "--help mentions rotate"
+
+# DNS gives no answer: runtime failure, status unchanged
+expect_exit 0 domain add slow.example.test --account alice
+expect_exit 1 domain verify slow.example.test --account alice
+expect_contains "$(cat "$E2E_TMP/err")" "no answer from DNS"
+expect_exit 0 domain show slow.example.test --account alice --json
+check_domain "$(cat "$E2E_TMP/out")" slow.example.test pending
+expect_json "$(cat "$E2E_TMP/out")" checked_at null
+
+finish
