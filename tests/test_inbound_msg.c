@@ -201,6 +201,13 @@ static void lf_only(void **state)
     assert_int_equal(rc, 0);
     assert_true(strstr(out, "+0000\r\nSubject: only") != NULL);
     free(out);
+    /* continuation lines above every field would continue our Received */
+    out = rewrite(" orphan\r\n\tlines\r\nSubject: s\r\n\r\n", &removed, &rc);
+    assert_int_equal(rc, 0);
+    char want[512];
+    snprintf(want, sizeof want, "%sSubject: s\r\n\r\n", top_fields());
+    assert_string_equal(out, want);
+    free(out);
     out = rewrite("", &removed, &rc);
     assert_int_equal(rc, 0);
     assert_string_equal(out, top_fields());

@@ -694,6 +694,16 @@ static void header_edits(void **state)
     assert_int_equal(rule_apply_header_edits(&evil, "A: b\r\n\r\n", 8, &out), 0);
     assert_string_equal(buf_cstr(&out), "A: b\r\n\r\n");
 
+    /* continuation lines above every field would continue the added one */
+    const char *orphan = " orphan\r\nA: b\r\n\r\n";
+    assert_int_equal(rule_apply_header_edits(&o, orphan, strlen(orphan), &out), 0);
+    assert_string_equal(buf_cstr(&out), "X-Spam: rewritten\r\nX-Tag: a\r\nA: b\r\n\r\n");
+    memset(&none, 0, sizeof none);
+    none.nedits = 1;
+    none.edits[0] = (struct rule_header_edit){ false, "A", "" };
+    assert_int_equal(rule_apply_header_edits(&none, orphan, strlen(orphan), &out), 0);
+    assert_string_equal(buf_cstr(&out), " orphan\r\n\r\n");
+
     /* the cap */
     struct buf small;
     buf_init(&small, 16);

@@ -204,6 +204,13 @@ int inbound_msg_rewrite(const char *msg, size_t len, const char *authserv_id,
     size_t copied = 0;   /* msg[0..copied) has been handled */
     inbound_hdr_walk_init(&w, msg, head_len);
     while (inbound_hdr_next(&w, &e)) {
+        /* continuation lines with no field above them would continue our
+         * Received field once it is put above them: they belong to no
+         * field, so they go */
+        if (e.start == 0 && (msg[0] == ' ' || msg[0] == '\t')) {
+            copied = e.end;
+            continue;
+        }
         if (e.name.len && sv_eq_ci_cstr(e.name, ar_name) && authserv_id && authserv_id[0] &&
             authres_claims_id(e.value, authserv_id)) {
             if (buf_append(out, msg + copied, e.start - copied) != 0)

@@ -28,7 +28,9 @@
  * "Authentication-Results:" (auth_verdict.authres is the whole field); it
  * is dropped. Values may be folded already (CRLF + WSP); any other CR or LF
  * in them is refused. Lines we add end like the message's first line
- * (CRLF when it has none); everything else is copied verbatim.
+ * (CRLF when it has none); everything else is copied verbatim, except
+ * continuation lines at the very top, which belong to no field and would
+ * otherwise continue our Received field.
  * out is reset first. *removed (may be NULL) is how many fields were
  * dropped. Returns 0, or -1 on a refused value or when out hit its cap. */
 __attribute__((warn_unused_result))

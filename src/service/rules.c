@@ -19,7 +19,10 @@
  * - a rule may hold at most one of store, drop and reject; when a matching
  *   rule holds drop or reject, its other actions are still collected and
  *   the walk ends after it;
- * - webhooks with the same URL are fired once (include_raw if any asks). */
+ * - webhooks with the same URL are fired once (include_raw if any asks);
+ * - rule_apply_header_edits resets out; edits apply in order (a strip also
+ *   removes fields added before it); continuation lines at the very top of
+ *   the message are dropped when a field is added above them. */
 #include "service/rules.h"
 
 #include <arpa/inet.h>
@@ -1281,12 +1284,14 @@ int rule_apply_header_edits(const struct rule_outcome *o, const char *msg, size_
     }
     const char *nl = len ? memchr(msg, '\n', len) : NULL;
     const char *eol = nl && (nl == msg || nl[-1] != '\r') ? "\n" : "\r\n";
+    bool added = false;
     for (size_t k = n; k-- > 0;) {   /* the last added is on top */
         const struct rule_header_edit *e = &o->edits[k];
         if (!e->add || dead[k] || !edit_add_ok(e))
             continue;
         if (buf_printf(out, "%s: %s%s", e->name, e->value, eol) != 0)
             return -1;
+        added = true;
     }
     size_t head_len, body_off;
     mail_split_message(msg, len, &head_len, &body_off);
@@ -1295,6 +1300,12 @@ int rule_apply_header_edits(const struct rule_outcome *o, const char *msg, size_
     size_t copied = 0;
     inbound_hdr_walk_init(&w, msg, head_len);
     while (n && inbound_hdr_next(&w, &ent)) {
+        /* continuation lines with no field above them would continue the
+         * field we added: they belong to no field, so they go */
+        if (added && ent.start == 0 && (msg[0] == ' ' || msg[0] == '\t')) {
+            copied = ent.end;
+            continue;
+        }
         if (!ent.name.len)
             continue;
         bool strip = false;
