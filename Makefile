@@ -49,6 +49,7 @@ build-bench/CMakeCache.txt:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DSESAME_BENCH=ON $(CMAKE_FLAGS)
 
 bench: deps build-bench/CMakeCache.txt
+	@scripts/install-deps.sh --bench
 	cmake --build build-bench -j $(JOBS) --target benchmarks
 	bench/run.sh build-bench build/bench/results.json
 

@@ -189,10 +189,11 @@ int inbound_msg_rewrite(const char *msg, size_t len, const char *authserv_id,
         authres_value += strlen(ar_name) + 1;
 
     /* RFC 8601 §4: the Authentication-Results field SHOULD be inserted
-     * above any other trace field the same MTA prepends, so that a reader
-     * finds the fields it can trust on top; hence ours goes first and our
-     * Received (RFC 5321 §4.4, prepended like every trace field) below it,
-     * both above everything that arrived. */
+     * above any other trace field the same MTA prepends, and §7.1: a
+     * trusted one appears above the Received field its MTA added, which is
+     * how readers (SpamAssassin among them) tell which results to trust.
+     * Hence ours goes first and our Received (RFC 5321 §4.4, prepended
+     * like every trace field) right below it, both above all that arrived. */
     if (put_folded(out, ar_name, authres_value, eol) != 0 ||
         put_folded(out, "Received", received_value, eol) != 0)
         return -1;
