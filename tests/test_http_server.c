@@ -383,6 +383,29 @@ static void log_lines(void **state)
     assert_null(strstr(text, "Bearer"));
 }
 
+static void port_in_use(void **state)
+{
+    struct api_context proto = { fx.st, fx.dns, fx.creds, fx.authfail, fx.metrics, &fx.cfg };
+    struct config_listen l;
+    memset(&l, 0, sizeof l);
+    snprintf(l.host, sizeof l.host, "127.0.0.1");
+    l.port = fx.port;
+    char err[256] = "";
+    assert_null(http_server_start(&l, &proto, err, sizeof err));
+    assert_non_null(strstr(err, "cannot listen"));
+    /* without a configuration there is nothing to open */
+    proto.cfg = NULL;
+    l.port = 0;
+    assert_null(http_server_start(&l, &proto, err, sizeof err));
+    /* a second server on another port runs alongside and stops cleanly */
+    proto.cfg = &fx.cfg;
+    struct http_server *h2 = http_server_start(&l, &proto, err, sizeof err);
+    assert_non_null(h2);
+    assert_int_not_equal(http_server_port(h2), fx.port);
+    http_server_stop(h2);
+    http_server_stop(NULL);
+}
+
 /* Last: it blocks 127.0.0.1. */
 static void rate_limited(void **state)
 {
@@ -415,6 +438,7 @@ int main(void)
         cmocka_unit_test(auth_and_routes),
         cmocka_unit_test(too_large),
         cmocka_unit_test(log_lines),
+        cmocka_unit_test(port_in_use),
         cmocka_unit_test(rate_limited),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
