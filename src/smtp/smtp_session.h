@@ -73,11 +73,14 @@ struct smtp_hooks {
     bool (*check_mail)(void *arg, const struct smtp_envelope *env, struct smtp_reply *r);
     bool (*check_rcpt)(void *arg, const struct smtp_envelope *env, const char *rcpt,
                        struct smtp_reply *r);
-    /* AUTH: start verifying; answer later with smtp_session_auth_done. */
+    /* AUTH: start verifying; answer later with smtp_session_auth_done (which
+     * may also be called before the hook returns; user and password are
+     * only valid until the answer or the hook's return, whichever is first). */
     void (*auth)(void *arg, const char *user, const char *password);
     /* End of DATA with a well-formed message (CRLF line ends, dots
      * unstuffed). The hook owns msg (free() it). Answer later with
-     * smtp_session_data_done. */
+     * smtp_session_data_done (possibly before returning: env is then no
+     * longer valid). */
     void (*data)(void *arg, const struct smtp_envelope *env, char *msg, size_t len);
     /* The session is over (QUIT, 421, too many errors): flush pending
      * output, then close. The session must not be fed again. */
@@ -101,6 +104,9 @@ size_t smtp_session_feed(struct smtp_session *s, const char *data, size_t len);
 bool smtp_session_waiting(const struct smtp_session *s);
 /* True once the session has asked to close. */
 bool smtp_session_closed(const struct smtp_session *s);
+/* Bytes the session holds now (struct, recipients, message buffer): about
+ * 1.3 KiB when idle; for metrics and the memory-per-session budget. */
+size_t smtp_session_memory(const struct smtp_session *s);
 
 /* TLS is up: forget HELO, AUTH and the transaction (RFC 3207 §4.2). */
 void smtp_session_tls_started(struct smtp_session *s);
