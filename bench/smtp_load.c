@@ -222,6 +222,8 @@ static void error_seen(double now, const char *what, const char *reply, size_t l
     for (char *p = text; *p; p++)
         if (*p == '\r' || *p == '\n')
             *p = ' ';
+    for (size_t n = strlen(text); n && text[n - 1] == ' ';)
+        text[--n] = '\0';
     for (unsigned i = 0; i < nsamples; i++)
         if (strcmp(samples[i], text) == 0)
             return;
