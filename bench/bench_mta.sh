@@ -244,6 +244,14 @@ probe() {
   fi
 }
 
+# verdicts_pass FILE: the Authentication-Results text in FILE has all three.
+verdicts_pass() {
+  local v
+  for v in spf dkim dmarc; do
+    grep -qi "$v=pass" "$1" 2>/dev/null || return 1
+  done
+}
+
 # load PORT NAME: runs smtp_load, leaves its JSON in $T/load-NAME.json.
 load() {
   log "$2: $conns connections, ${warm} s warm-up, ${secs} s measured"
@@ -338,6 +346,21 @@ EOF
     SESAME_NOTE="sesame: $PROBE_WHY"
     return 1
   fi
+  # The verdicts sesame stored with the accepted message (GET /v1/inbound).
+  SESAME_API_KEY=$(json_get api_key < "$T/account.json") \
+    "$py" - "$HTTP_PORT" > "$T/sesame-authres.txt" 2> "$T/sesame-api.err" <<'EOF' || true
+import json, os, sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+req = urllib.request.Request("http://127.0.0.1:%s/v1/inbound" % sys.argv[1],
+                             headers={"Authorization": "Bearer " + os.environ["SESAME_API_KEY"]})
+msgs = json.load(opener.open(req, timeout=10)).get("messages", [])
+print(" ".join((msgs[0].get("authentication_results") or "").split()) if msgs else "")
+EOF
+  log "sesame: $(cat "$T/sesame-authres.txt")"
+  if ! verdicts_pass "$T/sesame-authres.txt"; then
+    SESAME_NOTE="the stored Authentication-Results of the accepted message lack spf=pass, dkim=pass or dmarc=pass: [$(cat "$T/sesame-authres.txt")] $(tail -n1 "$T/sesame-api.err")"
+    return 1
+  fi
   idle "$MX_PORT" "$idle_n" sesame "$py" "$mta/memsum.py" "$SESAME_PID"
   load "$MX_PORT" sesame
   kill -TERM "$SESAME_PID"
@@ -419,6 +442,10 @@ run_postfix() {
   if [ -n "$f" ]; then
     grep -i '^Authentication-Results:' -A2 "$f" | tr -s ' \t\r\n' ' ' > "$PF/authres.txt" || true
     log "postfix: $(cat "$PF/authres.txt")"
+  fi
+  if ! verdicts_pass "$PF/authres.txt"; then
+    PEER_NOTE="peer left out: the milters Authentication-Results on the accepted message lack spf=pass, dkim=pass or dmarc=pass: [$(cat "$PF/authres.txt" 2>/dev/null)]"
+    return 1
   fi
   idle "$PF_PORT" "$idle_peer_n" postfix "$py" "$mta/memsum.py" "$mpid" "$DKIM_PID" "$DMARC_PID"
   load "$PF_PORT" postfix
@@ -504,7 +531,10 @@ if env["SESAME_NOTE"]:
 if env["PEER_NOTE"]:
     why += env["PEER_NOTE"] + ". "
 authres = readtext("pf/authres.txt")
+sauthres = readtext("sesame-authres.txt")
 notes = side("sesame", ses) + side(PEER, pf) + common + what + iso + why
+if sauthres:
+    notes += "sesame's stored Authentication-Results of the probe message: " + sauthres[:300] + " "
 if authres:
     notes += "Postfix's added headers on the probe message: " + authres[:400]
 
