@@ -92,7 +92,7 @@ static void authres_written_and_matched(void **state)
                                 .disposition = DMARC_P_NONE };
     strcpy(dm.from_domain, "example.com");
     struct authres_input in = { "mx.sesame.test", &spf, "bounce@example.com", "mail.test",
-                                &dk, &dm };
+                                &dk, &dm, NULL };
     struct buf b;
     buf_init(&b, 4096);
     assert_int_equal(authres_format(&in, false, &b), 0);

@@ -15,13 +15,13 @@
 struct authres_input {
     const char *authserv_id;             /* our host name */
     const struct spf_response *spf;      /* NULL: no spf= */
-    /* the HELO identity's own check (RFC 7208 §2.3), printed as a second
-     * spf= with smtp.helo when the MAIL FROM is not null; NULL: none */
-    const struct spf_response *spf_helo;
     const char *mailfrom;                /* the MAIL FROM address ("" = null) */
     const char *helo;
     const struct dkim_results *dkim;     /* NULL: no dkim=; count 0: dkim=none */
     const struct dmarc_outcome *dmarc;   /* NULL: no dmarc= */
+    /* the HELO identity's own check (RFC 7208 §2.3), printed as a second
+     * spf= with smtp.helo when the MAIL FROM is not null; NULL: none */
+    const struct spf_response *spf_helo;
 };
 
 /* Writes "Authentication-Results: id; spf=...; dkim=...; dmarc=..." to out

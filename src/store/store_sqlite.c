@@ -411,29 +411,46 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
 }
 
 /* Creates the database file 0600 (or tightens an existing one). */
+/* Creates the database file 0600, or fixes the mode of an existing one,
+ * without opening an existing file: closing any descriptor of the database
+ * in this process would drop the POSIX locks every other SQLite connection
+ * of the process holds on it ("How To Corrupt An SQLite Database File"
+ * §2.2), and another process could then delete the live WAL. A new file is
+ * opened and closed before any connection can exist on it. */
 static int prepare_file(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
     struct stat sb;
-    int rc = 0;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(err, errlen, "%s is not a regular file", path);
-        rc = -1;
-    } else if ((sb.st_mode & 0777) != 0600) {
-        if (fchmod(fd, 0600) != 0) {
-            snprintf(err, errlen, "cannot make %s mode 0600: %s", path, strerror(errno));
-            rc = -1;
-        } else if (sb.st_size > 0) {
-            log_msg(LOG_WARN, "store", "event=mode_fixed file=\"%s\" old_mode=%03o new_mode=600",
-                    path, (unsigned)(sb.st_mode & 0777));
+    if (lstat(path, &sb) != 0) {
+        if (errno != ENOENT) {
+            snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+            return -1;
+        }
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+            return -1;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (lstat(path, &sb) != 0) {
+            snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+            return -1;
         }
     }
-    close(fd);
-    return rc;
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "%s is not a regular file", path);
+        return -1;
+    }
+    if ((sb.st_mode & 0777) != 0600) {
+        if (chmod(path, 0600) != 0) {
+            snprintf(err, errlen, "cannot make %s mode 0600: %s", path, strerror(errno));
+            return -1;
+        }
+        if (sb.st_size > 0)
+            log_msg(LOG_WARN, "store", "event=mode_fixed file=\"%s\" old_mode=%03o new_mode=600",
+                    path, (unsigned)(sb.st_mode & 0777));
+    }
+    return 0;
 }
 
 static int user_version(struct store *st, int *v)
