@@ -525,6 +525,13 @@ def side(name, r):
     return s + ". "
 
 
+def dist(name, r):
+    if not r:
+        return "%s: not measured. " % name
+    return "%s: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.1f ms over %d messages. " % (
+        name, r["p50_ms"], r["p90_ms"], r["p99_ms"], r["max_ms"], r["messages"])
+
+
 why = ""
 if env["SESAME_NOTE"]:
     why += "sesame: " + env["SESAME_NOTE"] + ". "
@@ -547,8 +554,7 @@ if ses:
     out.append({"name": "mx_inbound_p99_latency", "unit": "ms",
                 "value": round(ses["p99_ms"], 2), "limit": None,
                 "peers": {PEER: round(pf["p99_ms"], 2)} if pf else {},
-                "notes": ("p50: sesame %s ms, %s %s ms. " % (
-                    round(ses["p50_ms"], 2), PEER, round(pf["p50_ms"], 2) if pf else "-"))
+                "notes": dist("sesame", ses) + dist(PEER, pf)
                 + "Same run and conditions as mx_inbound_accept_4k."})
 
 
