@@ -462,7 +462,8 @@ if [ "$sides" != sesame ]; then
 fi
 
 # ---- results ----
-export T have_sesame have_peer isolated conns secs warm sources idle_n idle_peer_n milter_socket \
+fs_type=$(stat -f -c %T "$T")
+export T have_sesame have_peer isolated conns secs warm sources idle_n idle_peer_n milter_socket fs_type \
   MSG_OCTETS SESAME_NOTE PEER_NOTE
 "$py" - <<'EOF'
 import json, os
@@ -511,6 +512,8 @@ what = ("Both sides check SPF (MAIL FROM), DKIM and DMARC against the same test 
         "sesame also checks SPF for HELO "
         "and writes Authentication-Results/Received. Before timing, each side accepted the "
         "signed message and refused a DMARC-failing one with a 5xx. " % env["milter_socket"])
+fs = ("Both stores (sesame's data_dir, Postfix's queue) on the same %s file system. "
+      % env["fs_type"])
 iso = ("Run in a private network namespace: all DNS to the test server, nothing leaves "
        "loopback. " if env["isolated"] == "1" else "")
 
@@ -539,7 +542,7 @@ if env["PEER_NOTE"]:
     why += env["PEER_NOTE"] + ". "
 authres = readtext("pf/authres.txt")
 sauthres = readtext("sesame-authres.txt")
-notes = side("sesame", ses) + side(PEER, pf) + common + what + iso + why
+notes = side("sesame", ses) + side(PEER, pf) + common + what + fs + iso + why
 if sauthres:
     notes += "sesame's stored Authentication-Results of the probe message: " + sauthres[:300] + " "
 if authres:
