@@ -462,7 +462,7 @@ if [ "$sides" != sesame ]; then
 fi
 
 # ---- results ----
-fs_type=$(stat -f -c %T "$T")
+fs_type=$(findmnt -n -o FSTYPE -T "$T" 2>/dev/null || stat -f -c %T "$T")
 export T have_sesame have_peer isolated conns secs warm sources idle_n idle_peer_n milter_socket fs_type \
   MSG_OCTETS SESAME_NOTE PEER_NOTE
 "$py" - <<'EOF'
