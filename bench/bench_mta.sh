@@ -544,7 +544,7 @@ authres = readtext("pf/authres.txt")
 sauthres = readtext("sesame-authres.txt")
 notes = side("sesame", ses) + side(PEER, pf) + common + what + fs + iso + why
 if sauthres:
-    notes += "sesame's stored Authentication-Results of the probe message: " + sauthres[:300] + " "
+    notes += "sesame's stored Authentication-Results of the probe message: " + sauthres[:400] + " "
 if authres:
     notes += "Postfix's added headers on the probe message: " + authres[:400]
 
