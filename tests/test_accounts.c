@@ -194,7 +194,7 @@ static void verify_right_and_wrong(void **state)
 
         /* a's id with b's secret, the secret changed by one character */
         char mixed[ACCOUNT_SECRET_MAX];
-        snprintf(mixed, sizeof mixed, "%.20s%s", sa.api_key, sb.api_key + 20);
+        snprintf(mixed, sizeof mixed, "%.20s%.100s", sa.api_key, sb.api_key + 20);
         assert_int_equal(account_verify_api_key(f->st, c, mixed, &got), STORE_NOTFOUND);
         snprintf(mixed, sizeof mixed, "%s", sa.api_key);
         mixed[40] = mixed[40] == 'A' ? 'B' : 'A';
@@ -207,7 +207,7 @@ static void verify_right_and_wrong(void **state)
         assert_int_equal(account_verify_smtp(f->st, c, sa.smtp_username, sa.api_key, &got),
                          STORE_NOTFOUND);
         /* unknown ids of the right shape */
-        snprintf(mixed, sizeof mixed, "sk_0000000000000000_%s", sa.api_key + 20);
+        snprintf(mixed, sizeof mixed, "sk_0000000000000000_%.80s", sa.api_key + 20);
         assert_int_equal(account_verify_api_key(f->st, c, mixed, &got), STORE_NOTFOUND);
         assert_int_equal(account_verify_smtp(f->st, c, "smtp_0000000000000000", sa.smtp_password,
                                              &got), STORE_NOTFOUND);
@@ -323,7 +323,7 @@ static void cache(void **state)
      * the slowest of three unknown-id answers against the fastest of three
      * wrong-secret answers for a known id (scheduler noise only slows) */
     char unknown[ACCOUNT_SECRET_MAX];
-    snprintf(unknown, sizeof unknown, "sk_ffffffffffffffff_%s", s.api_key + 20);
+    snprintf(unknown, sizeof unknown, "sk_ffffffffffffffff_%.80s", s.api_key + 20);
     snprintf(wrong, sizeof wrong, "%s", s.api_key);
     wrong[62] = wrong[62] == 'x' ? 'y' : 'x';
     (void)account_verify_api_key(f->st, NULL, unknown, &got);   /* makes the dummy hash */

@@ -44,7 +44,8 @@ static void expect_body(enum dkim_canon c, const char *in, size_t inlen, const c
         fail_msg("%s body of [%s]: got [%.*s] (%zu), want [%s]", dkim_canon_name(c), in, (int)n,
                  got, n, want);
     /* Byte by byte, and every split in two and three pieces, the same. */
-    size_t *cuts = malloc((inlen + 1) * sizeof *cuts);
+    size_t *cuts = calloc(inlen + 1, sizeof *cuts);
+    assert_non_null(cuts);
     for (size_t i = 0; i < inlen; i++)
         cuts[i] = i + 1;
     size_t n2;

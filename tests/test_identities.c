@@ -312,7 +312,7 @@ static void verify_split_strings_and_spaces(void **state)
 {
     struct fixture *f = *state;
     struct store_domain d;
-    char json[256], err[512];
+    char json[512], err[512];
     add_ok(f, f->acct_a, "split.example.test", &d);
     /* one record of three strings, joined: "  sesame-verification=TOKEN \t" */
     snprintf(json, sizeof json, "[\"  sesame-\", \"verification=%.*s\", \"%s \\t\"]", 10,

@@ -207,6 +207,19 @@ static char *webhook_payload(const struct inbound_job *j, const struct auth_verd
     return s;
 }
 
+struct inbound_write {
+    const struct store_inbound *meta;
+    const char *raw;
+    size_t len;
+    int64_t *id;
+};
+
+static int apply_inbound(struct store *st, void *arg)
+{
+    struct inbound_write *w = arg;
+    return store_inbound_insert(st, w->meta, w->raw, w->len, w->id);
+}
+
 static void inbound_run(struct workq_job *job, struct store *st)
 {
     struct inbound_job *j = (struct inbound_job *)job;
@@ -248,9 +261,8 @@ static void inbound_run(struct workq_job *job, struct store *st)
         if (v.dmarc.disposition == DMARC_P_REJECT) {
             j->outcome = "rejected_dmarc";
             smtp_reply_set(&j->reply, 550, "5.7.1",
-                           "Message rejected: the DMARC policy of %s is reject and the message "
-                           "is not authenticated (SPF %s, DKIM %s)",
-                           v.dmarc.policy_domain, j->spf, j->dkim);
+                           "Message rejected: the DMARC policy of %s is reject (%s)",
+                           v.dmarc.policy_domain, v.dmarc.reason);
             goto out;
         }
         if (v.dmarc.disposition == DMARC_P_QUARANTINE)
@@ -321,9 +333,9 @@ static void inbound_run(struct workq_job *job, struct store *st)
                                 meta.subject, sizeof meta.subject, meta.from,
                                 sizeof meta.from) != 0)
             meta.message_id[0] = meta.subject[0] = meta.from[0] = '\0';
-        int rc = meta.rcpt_json ? store_inbound_insert(st, &meta, final_msg, final_len,
-                                                       &j->stored_id)
-                                : STORE_ERROR;
+        struct inbound_write iw = { &meta, final_msg, final_len, &j->stored_id };
+        struct gc_write w = { .apply = apply_inbound, .arg = &iw };
+        int rc = meta.rcpt_json ? group_commit_write(svc->gc, st, &w) : STORE_ERROR;
         free(meta.rcpt_json);
         if (rc != STORE_OK)
             goto out;

@@ -221,8 +221,9 @@ struct service *service_new(const struct sesame_config *cfg, const char *config_
     svc->creds = cred_cache_new();
     svc->authfail = authfail_new(cfg->auth_failures_per_ip, 600);
     svc->metrics = metrics_new();
+    svc->gc = group_commit_new();
     svc->base = event_base_new();
-    if (!svc->keycache || !svc->creds || !svc->authfail || !svc->metrics || !svc->base) {
+    if (!svc->keycache || !svc->creds || !svc->authfail || !svc->metrics || !svc->base || !svc->gc) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -277,6 +278,7 @@ void service_free(struct service *svc)
     if (svc->http)
         http_server_stop(svc->http);
     workq_free(svc->workq);
+    group_commit_free(svc->gc);
     if (svc->webhooks)
         webhook_client_free(svc->webhooks);
     while (!TAILQ_EMPTY(&svc->conns)) {

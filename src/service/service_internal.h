@@ -17,6 +17,7 @@
 #include "service/accounts.h"
 #include "service/api.h"
 #include "service/config.h"
+#include "service/group_commit.h"
 #include "service/metrics.h"
 #include "service/ratelimit.h"
 #include "service/webhook.h"
@@ -64,6 +65,7 @@ struct service {
     SSL_CTX *client_tls;
     struct http_server *http;
     struct workq *workq;
+    struct group_commit *gc;             /* the workers' store writes */
     struct evconnlistener *listeners[2];
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
     struct conn_list conns;

@@ -220,6 +220,18 @@ static int check_header(struct store *st, int64_t account_id, const char *head, 
     return rc;
 }
 
+struct outbound_write {
+    struct store_outbound *m;
+    const char *raw;
+    size_t len;
+};
+
+static int apply_outbound(struct store *st, void *arg)
+{
+    struct outbound_write *w = arg;
+    return store_outbound_insert(st, w->m, w->raw, w->len);
+}
+
 static void submit_run(struct workq_job *job, struct store *st)
 {
     struct submit_job *j = (struct submit_job *)job;
@@ -268,7 +280,9 @@ static void submit_run(struct workq_job *job, struct store *st)
     };
     snprintf(m.mail_from, sizeof m.mail_from, "%s", j->mail_from);
     snprintf(m.message_id, sizeof m.message_id, "%s", msgid);
-    if (store_outbound_insert(st, &m, out.data, out.len) == STORE_OK) {
+    struct outbound_write ow = { &m, out.data, out.len };
+    struct gc_write w = { .apply = apply_outbound, .arg = &ow };
+    if (group_commit_write(svc->gc, st, &w) == STORE_OK) {
         j->stored_id = m.id;
         smtp_reply_set(&j->reply, 250, "2.0.0", "Ok: queued as %lld", (long long)m.id);
     }
