@@ -15,7 +15,16 @@ struct group_commit {
     pthread_cond_t cv;
     struct gc_write *head, *tail;   /* waiting for a leader */
     bool leading;                   /* a batch is being committed */
+    unsigned long batches, writes;
 };
+
+void group_commit_stats(struct group_commit *g, unsigned long *batches, unsigned long *writes)
+{
+    pthread_mutex_lock(&g->mu);
+    *batches = g->batches;
+    *writes = g->writes;
+    pthread_mutex_unlock(&g->mu);
+}
 
 struct group_commit *group_commit_new(void)
 {
@@ -37,12 +46,13 @@ void group_commit_free(struct group_commit *g)
 }
 
 /* Runs one batch on st; called without the lock. */
-static void commit_batch(struct store *st, struct gc_write *batch)
+static size_t commit_batch(struct store *st, struct gc_write *batch)
 {
     if (store_begin(st) != STORE_OK) {
-        for (struct gc_write *w = batch; w; w = w->next)
+        size_t n = 0;
+        for (struct gc_write *w = batch; w; w = w->next, n++)
             w->rc = STORE_ERROR;
-        return;
+        return n;
     }
     size_t n = 0, ok = 0;
     for (struct gc_write *w = batch; w; w = w->next) {
@@ -58,6 +68,7 @@ static void commit_batch(struct store *st, struct gc_write *batch)
                 w->rc = STORE_ERROR;
     }
     log_msg(LOG_DEBUG, "store", "event=group_commit writes=%zu ok=%zu", n, ok);
+    return n;
 }
 
 int group_commit_write(struct group_commit *g, struct store *st, struct gc_write *w)
@@ -86,8 +97,10 @@ int group_commit_write(struct group_commit *g, struct store *st, struct gc_write
             g->tail = NULL;
         last->next = NULL;
         pthread_mutex_unlock(&g->mu);
-        commit_batch(st, batch);
+        size_t n = commit_batch(st, batch);
         pthread_mutex_lock(&g->mu);
+        g->batches++;
+        g->writes += n;
         for (struct gc_write *x = batch, *next; x; x = next) {
             next = x->next;
             x->done = 1;

@@ -28,5 +28,7 @@ void group_commit_free(struct group_commit *g);
  * (STORE_ERROR for all of a batch whose commit failed). st is the calling
  * worker's connection, used if it leads. */
 int group_commit_write(struct group_commit *g, struct store *st, struct gc_write *w);
+/* Commits made and writes applied so far (tests, metrics). */
+void group_commit_stats(struct group_commit *g, unsigned long *batches, unsigned long *writes);
 
 #endif
