@@ -178,4 +178,133 @@ int store_outbound_insert(struct store *st, struct store_outbound *m, const char
 int store_outbound_count_since(struct store *st, int64_t account_id, int64_t since, int64_t *n);
 int store_outbound_count(struct store *st, int64_t *n);  /* queue depth: recipients not final */
 
+/* ==== outbound (issue 6): keys, queue, events, webhooks, suppressions ==== */
+
+/* ---- DKIM keys of a domain (private keys live in files under data_dir,
+ * mode 0600, read by the signer; the store keeps where and what) ---- */
+enum store_key_status { STORE_KEY_ACTIVE = 0, STORE_KEY_PENDING = 1, STORE_KEY_RETIRED = 2 };
+struct store_dkim_key {
+    int64_t id;
+    int64_t domain_id;
+    char selector[64];
+    char algorithm[24];          /* "rsa-sha256" | "ed25519-sha256" */
+    char key_path[1024];
+    char record[2048];           /* the TXT value to publish: "v=DKIM1; k=...; p=..." */
+    int status;                  /* enum store_key_status */
+    int64_t created_at, retired_at;
+};
+int store_dkim_key_insert(struct store *st, struct store_dkim_key *k);   /* fills id */
+int store_dkim_key_update(struct store *st, const struct store_dkim_key *k); /* status, retired_at */
+typedef int (*store_dkim_key_cb)(const struct store_dkim_key *k, void *arg);
+/* Every key of the domain, oldest first. */
+int store_dkim_key_list(struct store *st, int64_t domain_id, store_dkim_key_cb cb, void *arg);
+
+/* ---- the delivery queue: one row per (message, recipient) ---- */
+enum store_rcpt_status {
+    STORE_RCPT_QUEUED = 0,       /* waiting for its first attempt */
+    STORE_RCPT_SENDING = 1,      /* claimed by a delivery attempt (lease) */
+    STORE_RCPT_DEFERRED = 2,     /* 4xx or no connection: retried at next_attempt_at */
+    STORE_RCPT_DELIVERED = 3,    /* 2xx: final */
+    STORE_RCPT_BOUNCED = 4,      /* 5xx, or gave up after the lifetime: final */
+    STORE_RCPT_SUPPRESSED = 5,   /* on the suppression list: never sent, final */
+};
+struct store_delivery {
+    int64_t rcpt_id;             /* outbound_recipients.id */
+    int64_t message_id;          /* outbound_messages.id */
+    int64_t account_id;
+    char rcpt[SMTP_MAX_PATH_LEN + 1];
+    char domain[DNS_MAX_NAME_LEN + 1];      /* the recipient's domain, lower case */
+    char mail_from[SMTP_MAX_PATH_LEN + 1];  /* the message's envelope sender as submitted */
+    int status;                  /* enum store_rcpt_status */
+    unsigned attempts;
+    int64_t created_at, next_attempt_at, updated_at;
+    char last_response[512];     /* the last SMTP reply or connection error */
+};
+/* Claims up to max recipients due at now (queued or deferred with
+ * next_attempt_at <= now), oldest first, marking them SENDING with
+ * next_attempt_at = lease_until (a crashed attempt is retried after it),
+ * in one transaction; calls cb for each. */
+int store_delivery_claim(struct store *st, int64_t now, int64_t lease_until, unsigned max,
+                         int (*cb)(const struct store_delivery *d, void *arg), void *arg);
+/* Records an attempt's outcome: status, attempts, next_attempt_at,
+ * last_response, updated_at = now. */
+int store_delivery_update(struct store *st, int64_t rcpt_id, int status, unsigned attempts,
+                          int64_t next_attempt_at, const char *last_response, int64_t now);
+/* The earliest next_attempt_at of a non-final recipient (STORE_NOTFOUND
+ * when none): when the scheduler should look again. */
+int store_delivery_next_due(struct store *st, int64_t *when);
+/* A message's raw bytes (malloc'd) and envelope sender. */
+int store_outbound_get_raw(struct store *st, int64_t message_id, char **raw, size_t *len,
+                           char *mail_from, size_t mflen);
+/* For GET /v1/messages/{id}: the message (STORE_NOTFOUND when not this
+ * account's) and each recipient's row. */
+int store_outbound_get(struct store *st, int64_t account_id, int64_t message_id,
+                       struct store_outbound *meta,
+                       int (*cb)(const struct store_delivery *d, void *arg), void *arg);
+/* A recipient row by id (bounce processing: the VERP token names it). */
+int store_delivery_get(struct store *st, int64_t rcpt_id, struct store_delivery *out);
+
+/* ---- events: what happened to a message, SES-shaped JSON (SPEC §4) ---- */
+struct store_event {
+    int64_t id;
+    int64_t account_id;
+    int64_t message_id;          /* 0 when none */
+    char type[24];               /* Send, Delivery, Bounce, Complaint, Reject, DeliveryDelay */
+    char rcpt[SMTP_MAX_PATH_LEN + 1]; /* "" when about the whole message */
+    int64_t created_at;
+    const char *json;            /* the event body as delivered to webhooks */
+};
+/* Also queues one webhook delivery per matching webhook of the account. */
+int store_event_insert(struct store *st, struct store_event *e);
+int store_event_list(struct store *st, int64_t account_id, int64_t message_id,
+                     int (*cb)(const struct store_event *e, void *arg), void *arg);
+
+/* ---- webhooks and their durable deliveries ---- */
+struct store_webhook {
+    int64_t id;
+    int64_t account_id;
+    char url[1024];
+    char events[256];            /* comma-separated event types; "" = all */
+    char secret[80];             /* HMAC-SHA256 key, shown once at creation */
+    int64_t created_at;
+};
+int store_webhook_insert(struct store *st, struct store_webhook *w);
+int store_webhook_delete(struct store *st, int64_t account_id, int64_t id);
+int store_webhook_list(struct store *st, int64_t account_id,
+                       int (*cb)(const struct store_webhook *w, void *arg), void *arg);
+struct store_webhook_job {
+    int64_t id;                  /* the delivery row */
+    int64_t webhook_id, event_id;
+    unsigned attempts;
+    char url[1024];
+    char secret[80];
+    char *json;                  /* owned by the store during the callback */
+};
+/* Claims due webhook deliveries (lease like store_delivery_claim). */
+int store_webhook_job_claim(struct store *st, int64_t now, int64_t lease_until, unsigned max,
+                            int (*cb)(const struct store_webhook_job *j, void *arg), void *arg);
+/* done: delete the row; else retry at next_attempt_at (attempts + 1). */
+int store_webhook_job_finish(struct store *st, int64_t id, bool done, unsigned attempts,
+                             int64_t next_attempt_at);
+
+/* ---- suppression list, per account ---- */
+struct store_suppression {
+    int64_t account_id;
+    char address[SMTP_MAX_PATH_LEN + 1];   /* lower case */
+    char reason[16];             /* "bounce", "complaint", "manual" */
+    char detail[256];            /* the diagnostic, or "" */
+    int64_t created_at;
+};
+/* Inserts or replaces. */
+int store_suppression_put(struct store *st, const struct store_suppression *s);
+int store_suppression_get(struct store *st, int64_t account_id, const char *address,
+                          struct store_suppression *out);
+int store_suppression_delete(struct store *st, int64_t account_id, const char *address);
+/* Addresses after "after" (""= from the first), in order, at most limit. */
+int store_suppression_list(struct store *st, int64_t account_id, const char *after, unsigned limit,
+                           int (*cb)(const struct store_suppression *s, void *arg), void *arg);
+
+/* ---- service secrets (the VERP token key): created once, random ---- */
+int store_secret_get(struct store *st, const char *name, unsigned char *out, size_t len);
+
 #endif

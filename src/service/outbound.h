@@ -1,0 +1,64 @@
+/* Accepting a message to send — one path for POST /v1/messages and the
+ * submission listener: the identity rules (From and the envelope sender
+ * are verified identities of the account), the sandbox (verified
+ * recipients only), the quota (messages per 24 h) and rate (token bucket,
+ * messages per second), the suppression list (suppressed recipients get a
+ * Reject event and are not queued), DKIM signing with the From domain's
+ * active keys (RSA and Ed25519 when both exist), the durable queue insert,
+ * and the Send event. Delivery (delivery.c) takes it from the queue. */
+#ifndef SESAME_SERVICE_OUTBOUND_H
+#define SESAME_SERVICE_OUTBOUND_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct outbound;                 /* process-wide: rate buckets, signer cache */
+struct group_commit;
+struct sesame_config;
+
+struct outbound *outbound_new(const struct sesame_config *cfg, struct group_commit *gc);
+void outbound_free(struct outbound *o);
+
+struct outbound_request {
+    const struct store_account *account;
+    const char *mail_from;       /* envelope sender; NULL: the From address */
+    const char *const *rcpts;    /* envelope recipients (to + cc + bcc) */
+    size_t nrcpt;
+    const char *msg;             /* complete message, CRLF */
+    size_t len;
+    const char *source;          /* "api" | "smtp" */
+};
+
+enum outbound_refusal {
+    OUTBOUND_OK = 0,
+    OUTBOUND_BAD_MESSAGE,        /* 400 / 550 5.6.0 */
+    OUTBOUND_IDENTITY,           /* 403? no: 400 "identity_not_verified" / 550 5.7.1 */
+    OUTBOUND_SANDBOX,            /* 400 "sandbox_recipient" / 550 5.7.1 */
+    OUTBOUND_QUOTA,              /* 429 / 451 4.7.1, with reset time */
+    OUTBOUND_RATE,               /* 429 / 451 4.7.1 */
+    OUTBOUND_ALL_SUPPRESSED,     /* every recipient suppressed: queued nothing (Reject events) */
+    OUTBOUND_TEMPFAIL,           /* 503 / 451 4.3.0 */
+};
+
+struct outbound_result {
+    enum outbound_refusal refusal;
+    char why[256];               /* one sentence for the client */
+    int64_t retry_at;            /* QUOTA/RATE: when it may succeed */
+    int64_t message_id;          /* OK */
+    size_t suppressed;           /* recipients left out */
+};
+
+/* Runs on the caller's thread with its store connection (a worker or the
+ * HTTP thread). */
+void outbound_accept(struct outbound *o, struct store *st, const struct outbound_request *req,
+                     struct outbound_result *res);
+
+/* The VERP envelope sender for a recipient row: bounce+TOKEN@DOMAIN, and
+ * back: the rcpt_id a token names (false for a forged or malformed one). */
+int outbound_verp_address(struct outbound *o, int64_t rcpt_id, const char *domain,
+                          char *out, size_t outlen);
+bool outbound_verp_parse(struct outbound *o, const char *local_part, int64_t *rcpt_id);
+
+#endif
