@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         plain_id = plain_id && ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
                                 *c == '.' || *c == '-');
     struct authres_input in = { plain_id ? id : "mx.example.test", &spf, domain, "helo.test",
-                                &dk, &dm };
+                                &dk, &dm, NULL };
     struct buf out;
     buf_init(&out, 65536);
     if (authres_format(&in, false, &out) == 0) {
