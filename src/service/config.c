@@ -46,8 +46,10 @@ static const char *check_store(const char *v);
 static const char *check_hostname(const char *v);
 static const char *check_dns_server(const char *v);
 static const char *check_relay(const char *v);
+static const char *check_optional_hostname(const char *v);
 
 static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
+static const char *const yes_no[] = { "no", "yes", NULL };
 
 #define KIB 1024ull
 #define MIB (1024ull * 1024)
@@ -72,6 +74,26 @@ static const struct ckey keys[] = {
     { "delivery", "smtp_port", T_UINT, FIELD(delivery_smtp_port), NULL, 25, 1, 65535, NULL,
       false, NULL },
     { "delivery", "relay", T_STR, FIELD(delivery_relay), "", 0, 0, 0, NULL, false, check_relay },
+    { "delivery", "relay_user", T_STR, FIELD(delivery_relay_user), "", 0, 0, 0, NULL, false,
+      NULL },
+    { "delivery", "relay_password", T_STR, FIELD(delivery_relay_password), "", 0, 0, 0, NULL,
+      false, NULL },
+    { "delivery", "bounce_domain", T_STR, FIELD(delivery_bounce_domain), "", 0, 0, 0, NULL,
+      false, check_optional_hostname },
+    { "delivery", "max_connections", T_UINT, FIELD(delivery_max_connections), NULL, 100, 1,
+      100000, NULL, false, NULL },
+    { "delivery", "max_connections_per_domain", T_UINT, FIELD(delivery_max_connections_per_domain),
+      NULL, 5, 1, 1000, NULL, false, NULL },
+    { "delivery", "messages_per_minute_per_domain", T_UINT,
+      FIELD(delivery_messages_per_minute_per_domain), NULL, 1200, 1, 10000000, NULL, false, NULL },
+    { "delivery", "first_retry", T_UINT, FIELD(delivery_first_retry), NULL, 60, 1, 86400, NULL,
+      false, NULL },
+    { "delivery", "max_retry_interval", T_UINT, FIELD(delivery_max_retry_interval), NULL, 3600,
+      1, 7 * 86400, NULL, false, NULL },
+    { "delivery", "lifetime", T_UINT, FIELD(delivery_lifetime), NULL, 3 * 86400, 1, 30 * 86400,
+      NULL, false, NULL },
+    { "delivery", "tls_verify", T_ENUM, FIELD(delivery_tls_verify), "no", 0, 0, 0, yes_no, false,
+      NULL },
     { "limits", "max_message_size", T_SIZE, FIELD(max_message_size), NULL,
       SMTP_DEFAULT_MAX_MESSAGE_SIZE, 64 * KIB, 4 * GIB, NULL, false, NULL },
     { "limits", "max_recipients", T_UINT, FIELD(max_recipients), NULL, SMTP_MAX_RECIPIENTS, 1,
@@ -227,6 +249,11 @@ static const char *check_dns_server(const char *v)
 }
 
 /* "host" or "host:port" or "[v6]:port"; "" = deliver by MX. */
+static const char *check_optional_hostname(const char *v)
+{
+    return v[0] ? check_hostname(v) : NULL;
+}
+
 static const char *check_relay(const char *v)
 {
     static const char *why = "expected HOST, HOST:PORT or [V6]:PORT";

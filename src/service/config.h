@@ -36,6 +36,15 @@ struct sesame_config {
     /* [delivery] */
     unsigned delivery_smtp_port; /* 25 */
     char delivery_relay[256];    /* "" = MX lookup */
+    char delivery_relay_user[256], delivery_relay_password[256]; /* smarthost AUTH */
+    char delivery_bounce_domain[256]; /* VERP domain without a custom MAIL FROM ("" = hostname) */
+    unsigned delivery_max_connections;            /* outbound, in total */
+    unsigned delivery_max_connections_per_domain;
+    unsigned delivery_messages_per_minute_per_domain;
+    unsigned delivery_first_retry;       /* seconds; doubles per attempt, with jitter */
+    unsigned delivery_max_retry_interval;
+    unsigned delivery_lifetime;          /* seconds before a deferred recipient bounces */
+    char delivery_tls_verify[8];         /* "no" (opportunistic) | "yes" */
     /* [limits] */
     uint64_t max_message_size;   /* SMTP_DEFAULT_MAX_MESSAGE_SIZE */
     unsigned max_recipients;
