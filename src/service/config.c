@@ -92,6 +92,8 @@ static const struct ckey keys[] = {
       1, 7 * 86400, NULL, false, NULL },
     { "delivery", "lifetime", T_UINT, FIELD(delivery_lifetime), NULL, 3 * 86400, 1, 30 * 86400,
       NULL, false, NULL },
+    { "delivery", "lease", T_UINT, FIELD(delivery_lease), NULL, 300, 1, 86400, NULL, false,
+      NULL },
     { "delivery", "tls_verify", T_ENUM, FIELD(delivery_tls_verify), "no", 0, 0, 0, yes_no, false,
       NULL },
     { "limits", "max_message_size", T_SIZE, FIELD(max_message_size), NULL,

@@ -44,6 +44,7 @@ struct sesame_config {
     unsigned delivery_first_retry;       /* seconds; doubles per attempt, with jitter */
     unsigned delivery_max_retry_interval;
     unsigned delivery_lifetime;          /* seconds before a deferred recipient bounces */
+    unsigned delivery_lease;             /* seconds a claimed recipient stays ours (crash recovery) */
     char delivery_tls_verify[8];         /* "no" (opportunistic) | "yes" */
     /* [limits] */
     uint64_t max_message_size;   /* SMTP_DEFAULT_MAX_MESSAGE_SIZE */
