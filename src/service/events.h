@@ -26,8 +26,9 @@ struct event_mail {
     const char *subject;         /* may be NULL */
 };
 
-/* A new event object {"eventType": type, "mail": {...}}. */
-json_t *event_new(const char *type, const struct event_mail *mail);
+/* A new event object {"eventType": type, "mail": {...}} (not event_new:
+ * that name is libevent's). */
+json_t *event_create(const char *type, const struct event_mail *mail);
 void event_set_delivery(json_t *ev, const char *rcpt, const char *smtp_response,
                         long processing_ms, const char *remote_mta);
 /* bounce_type "Permanent" | "Transient" | "Undetermined"; sub_type e.g.

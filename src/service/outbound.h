@@ -18,7 +18,9 @@ struct outbound;                 /* process-wide: rate buckets, signer cache */
 struct group_commit;
 struct sesame_config;
 
-struct outbound *outbound_new(const struct sesame_config *cfg, struct group_commit *gc);
+/* st: for the VERP key (a service secret in the store). */
+struct outbound *outbound_new(const struct sesame_config *cfg, struct group_commit *gc,
+                              struct store *st, char *err, size_t errlen);
 void outbound_free(struct outbound *o);
 
 struct outbound_request {
@@ -60,5 +62,8 @@ void outbound_accept(struct outbound *o, struct store *st, const struct outbound
 int outbound_verp_address(struct outbound *o, int64_t rcpt_id, const char *domain,
                           char *out, size_t outlen);
 bool outbound_verp_parse(struct outbound *o, const char *local_part, int64_t *rcpt_id);
+/* The service's own bounce domain ([delivery] bounce_domain, else the
+ * hostname), used when the From domain has no custom MAIL FROM domain. */
+const char *outbound_bounce_domain(const struct outbound *o);
 
 #endif
