@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "dns/dns.h"
+#include "util/limits.h"
 
 #define MX_MAX_HOSTS 16
 #define MX_MAX_ADDRS 8           /* per host */

@@ -177,6 +177,9 @@ int store_outbound_insert(struct store *st, struct store_outbound *m, const char
 /* Messages the account queued at or after since (quota checks). */
 int store_outbound_count_since(struct store *st, int64_t account_id, int64_t since, int64_t *n);
 int store_outbound_count(struct store *st, int64_t *n);  /* queue depth: recipients not final */
+/* The creation time of the account's oldest message at or after since
+ * (when a full 24 h quota frees up); STORE_NOTFOUND when none. */
+int store_outbound_oldest_since(struct store *st, int64_t account_id, int64_t since, int64_t *at);
 
 /* ==== outbound (issue 6): keys, queue, events, webhooks, suppressions ==== */
 
