@@ -65,5 +65,7 @@ bool outbound_verp_parse(struct outbound *o, const char *local_part, int64_t *rc
 /* The service's own bounce domain ([delivery] bounce_domain, else the
  * hostname), used when the From domain has no custom MAIL FROM domain. */
 const char *outbound_bounce_domain(const struct outbound *o);
+/* Called after every message queued (delivery_kick). */
+void outbound_set_notify(struct outbound *o, void (*fn)(void *arg), void *arg);
 
 #endif
