@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +33,10 @@
 /* ---- schema ---- */
 
 /* Applied in order, each once; never edit a step that has shipped, add one.
- * Statuses of outbound_recipients: queued, sending, deferred (not final);
- * delivered, bounced, suppressed, failed (final). */
+ * Statuses of outbound_recipients (TEXT, readable in the sqlite3 shell, and
+ * enum store_rcpt_status in C): queued, sending, deferred (not final);
+ * delivered, bounced, suppressed (final). Step 1 also named 'failed', which
+ * nothing wrote; step 2 maps it to 'bounced'. */
 static const char *const migrations[] = {
     /* 1: everything store.h describes */
     "CREATE TABLE accounts ("
@@ -123,6 +126,67 @@ static const char *const migrations[] = {
     "  updated_at INTEGER NOT NULL);"
     "CREATE INDEX outbound_recipients_message ON outbound_recipients(message_id);"
     "CREATE INDEX outbound_recipients_due ON outbound_recipients(status, next_attempt_at);",
+
+    /* 2: outbound (issue 6). Recipients get their lower-cased domain (the
+     * part after the last '@', '' without one) so delivery can group by it;
+     * the due index becomes a partial one on the rows not final, in the
+     * order claims take them. */
+    "ALTER TABLE outbound_recipients ADD COLUMN domain TEXT NOT NULL DEFAULT '';"
+    "UPDATE outbound_recipients SET domain = CASE WHEN instr(rcpt, '@') = 0 THEN '' ELSE"
+    "  lower(substr(rcpt, length(rtrim(rcpt, replace(rcpt, '@', ''))) + 1)) END;"
+    "UPDATE outbound_recipients SET status = 'bounced' WHERE status = 'failed';"
+    "DROP INDEX outbound_recipients_due;"
+    "CREATE INDEX outbound_recipients_pending ON outbound_recipients(next_attempt_at, id)"
+    "  WHERE status IN ('queued', 'sending', 'deferred');"
+    "CREATE TABLE dkim_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,"
+    "  selector TEXT NOT NULL,"
+    "  algorithm TEXT NOT NULL,"
+    "  key_path TEXT NOT NULL,"
+    "  record TEXT NOT NULL,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  retired_at INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (domain_id, selector));"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  message_id INTEGER NOT NULL DEFAULT 0,"   /* 0: about no message */
+    "  type TEXT NOT NULL,"
+    "  rcpt TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  json TEXT NOT NULL);"
+    "CREATE INDEX events_message ON events(account_id, message_id, id);"
+    "CREATE TABLE webhooks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  url TEXT NOT NULL,"
+    "  events TEXT NOT NULL DEFAULT '',"
+    "  secret TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX webhooks_account ON webhooks(account_id, id);"
+    "CREATE TABLE webhook_jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+    "  event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  lease_until INTEGER NOT NULL DEFAULT 0);"   /* claimed until then; 0: not */
+    "CREATE INDEX webhook_jobs_due ON webhook_jobs(next_attempt_at, id);"
+    "CREATE INDEX webhook_jobs_webhook ON webhook_jobs(webhook_id);"
+    "CREATE INDEX webhook_jobs_event ON webhook_jobs(event_id);"
+    "CREATE TABLE suppressions ("
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  address TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  detail TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (account_id, address)) WITHOUT ROWID;"
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -138,6 +202,14 @@ enum sid {
     S_INB_INSERT, S_INB_LIST, S_INB_GET, S_INB_COUNT,
     S_RULE_INSERT, S_RULE_DELETE, S_RULE_LIST,
     S_OUT_MSG_INSERT, S_OUT_RCPT_INSERT, S_OUT_COUNT_SINCE, S_OUT_COUNT,
+    S_KEY_INSERT, S_KEY_UPDATE, S_KEY_LIST,
+    S_DLV_DUE, S_DLV_MARK, S_DLV_UPDATE, S_DLV_NEXT_DUE, S_DLV_GET,
+    S_OUT_GET_RAW, S_OUT_GET, S_OUT_RCPTS,
+    S_EVT_MSG_OWNER, S_EVT_INSERT, S_EVT_FANOUT, S_EVT_LIST,
+    S_WH_INSERT, S_WH_DELETE, S_WH_LIST,
+    S_JOB_DUE, S_JOB_MARK, S_JOB_DELETE, S_JOB_RETRY,
+    S_SUP_PUT, S_SUP_GET, S_SUP_DELETE, S_SUP_LIST,
+    S_SECRET_GET, S_SECRET_INSERT,
     S_COUNT
 };
 
@@ -147,6 +219,19 @@ enum sid {
 #define SND_COLS "id, account_id, address, status, token, created_at, expires_at, verified_at"
 #define INB_COLS "id, account_id, received_at, mail_from, rcpt_json, client_ip, helo, " \
                  "spf, dkim, dmarc, authres, quarantine, message_id, subject, from_hdr, size"
+#define KEY_COLS "id, domain_id, selector, algorithm, key_path, record, status, " \
+                 "created_at, retired_at"
+/* A recipient row with its message's columns (r: outbound_recipients, m:
+ * outbound_messages); read by read_delivery. */
+#define DLV_COLS "r.id, r.message_id, m.account_id, r.rcpt, r.domain, m.mail_from, r.status, " \
+                 "r.attempts, m.created_at, r.next_attempt_at, r.updated_at, r.last_response"
+#define DLV_FROM "outbound_recipients r JOIN outbound_messages m ON m.id = r.message_id"
+/* Not final; the same expression as the partial index outbound_recipients_pending,
+ * so the planner can use it. */
+#define RCPT_PENDING "status IN ('queued', 'sending', 'deferred')"
+#define EVT_COLS "id, account_id, message_id, type, rcpt, created_at, json"
+#define WH_COLS "id, account_id, url, events, secret, created_at"
+#define SUP_COLS "account_id, address, reason, detail, created_at"
 
 static const char *const sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -197,12 +282,63 @@ static const char *const sql[S_COUNT] = {
     [S_OUT_MSG_INSERT] = "INSERT INTO outbound_messages (account_id, mail_from, message_id, "
                          "source, created_at, size, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_OUT_RCPT_INSERT] = "INSERT INTO outbound_recipients (message_id, rcpt, status, attempts, "
-                          "next_attempt_at, last_response, updated_at) "
-                          "VALUES (?1, ?2, 'queued', 0, ?3, '', ?3)",
+                          "next_attempt_at, last_response, updated_at, domain) "
+                          "VALUES (?1, ?2, 'queued', 0, ?3, '', ?3, ?4)",
     [S_OUT_COUNT_SINCE] = "SELECT COUNT(*) FROM outbound_messages "
                           "WHERE account_id = ?1 AND created_at >= ?2",
-    [S_OUT_COUNT] = "SELECT COUNT(*) FROM outbound_recipients "
-                    "WHERE status IN ('queued', 'sending', 'deferred')",
+    [S_OUT_COUNT] = "SELECT COUNT(*) FROM outbound_recipients WHERE " RCPT_PENDING,
+    [S_KEY_INSERT] = "INSERT INTO dkim_keys (domain_id, selector, algorithm, key_path, record, "
+                     "status, created_at, retired_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_KEY_UPDATE] = "UPDATE dkim_keys SET status = ?2, retired_at = ?3 WHERE id = ?1",
+    [S_KEY_LIST] = "SELECT " KEY_COLS " FROM dkim_keys WHERE domain_id = ?1 "
+                   "ORDER BY created_at, id",
+    [S_DLV_DUE] = "SELECT " DLV_COLS " FROM " DLV_FROM " WHERE r." RCPT_PENDING
+                  " AND r.next_attempt_at <= ?1 ORDER BY r.next_attempt_at, r.id LIMIT ?2",
+    [S_DLV_MARK] = "UPDATE outbound_recipients SET status = 'sending', next_attempt_at = ?2 "
+                   "WHERE id = ?1",
+    [S_DLV_UPDATE] = "UPDATE outbound_recipients SET status = ?2, attempts = ?3, "
+                     "next_attempt_at = ?4, last_response = ?5, updated_at = ?6 WHERE id = ?1",
+    [S_DLV_NEXT_DUE] = "SELECT MIN(next_attempt_at) FROM outbound_recipients WHERE " RCPT_PENDING,
+    [S_DLV_GET] = "SELECT " DLV_COLS " FROM " DLV_FROM " WHERE r.id = ?1",
+    [S_OUT_GET_RAW] = "SELECT mail_from, raw FROM outbound_messages WHERE id = ?1",
+    [S_OUT_GET] = "SELECT id, account_id, mail_from, message_id, created_at, source, "
+                  "(SELECT COUNT(*) FROM outbound_recipients WHERE message_id = ?1) "
+                  "FROM outbound_messages WHERE id = ?1 AND account_id = ?2",
+    [S_OUT_RCPTS] = "SELECT " DLV_COLS " FROM " DLV_FROM " WHERE r.message_id = ?1 "
+                    "ORDER BY r.id",
+    [S_EVT_MSG_OWNER] = "SELECT 1 FROM outbound_messages WHERE id = ?1 AND account_id = ?2",
+    [S_EVT_INSERT] = "INSERT INTO events (account_id, message_id, type, rcpt, created_at, json) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* the webhook's list, spaces dropped, holds the type between commas */
+    [S_EVT_FANOUT] = "INSERT INTO webhook_jobs (webhook_id, event_id, attempts, next_attempt_at, "
+                     "lease_until) SELECT id, ?2, 0, ?4, 0 FROM webhooks WHERE account_id = ?1 "
+                     "AND (events = '' OR instr(',' || replace(events, ' ', '') || ',', "
+                     "',' || ?3 || ',') > 0) ORDER BY id",
+    [S_EVT_LIST] = "SELECT " EVT_COLS " FROM events WHERE account_id = ?1 AND message_id = ?2 "
+                   "ORDER BY id",
+    [S_WH_INSERT] = "INSERT INTO webhooks (account_id, url, events, secret, created_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_WH_DELETE] = "DELETE FROM webhooks WHERE id = ?1 AND account_id = ?2",
+    [S_WH_LIST] = "SELECT " WH_COLS " FROM webhooks WHERE account_id = ?1 ORDER BY id",
+    [S_JOB_DUE] = "SELECT j.id, j.webhook_id, j.event_id, j.attempts, w.url, w.secret, e.json "
+                  "FROM webhook_jobs j JOIN webhooks w ON w.id = j.webhook_id "
+                  "JOIN events e ON e.id = j.event_id "
+                  "WHERE j.next_attempt_at <= ?1 AND j.lease_until <= ?1 "
+                  "ORDER BY j.next_attempt_at, j.id LIMIT ?2",
+    [S_JOB_MARK] = "UPDATE webhook_jobs SET lease_until = ?2 WHERE id = ?1",
+    [S_JOB_DELETE] = "DELETE FROM webhook_jobs WHERE id = ?1",
+    [S_JOB_RETRY] = "UPDATE webhook_jobs SET attempts = ?2, next_attempt_at = ?3, "
+                    "lease_until = 0 WHERE id = ?1",
+    [S_SUP_PUT] = "INSERT INTO suppressions (" SUP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5) "
+                  "ON CONFLICT (account_id, address) DO UPDATE SET reason = excluded.reason, "
+                  "detail = excluded.detail, created_at = excluded.created_at",
+    [S_SUP_GET] = "SELECT " SUP_COLS " FROM suppressions WHERE account_id = ?1 AND address = ?2",
+    [S_SUP_DELETE] = "DELETE FROM suppressions WHERE account_id = ?1 AND address = ?2",
+    [S_SUP_LIST] = "SELECT " SUP_COLS " FROM suppressions WHERE account_id = ?1 AND address > ?2 "
+                   "ORDER BY address LIMIT ?3",
+    [S_SECRET_GET] = "SELECT value FROM secrets WHERE name = ?1",
+    [S_SECRET_INSERT] = "INSERT OR IGNORE INTO secrets (name, value, created_at) "
+                        "VALUES (?1, ?2, ?3)",
 };
 
 struct store {
@@ -350,6 +486,22 @@ static int norm_address(const char *in, char *out, size_t size)
         out[i] = (at && in + i > at && c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
     out[n] = '\0';
+    return 0;
+}
+
+/* The domain delivery routes a recipient by: the part after the last '@',
+ * ASCII lower-cased ("" when there is no '@'). -1 when longer than a DNS name. */
+static int rcpt_domain(const char *rcpt, char *out, size_t size)
+{
+    size_t n = strnlen(rcpt, SMTP_MAX_PATH_LEN + 1);
+    const char *at = memrchr(rcpt, '@', n);
+    const char *d = at ? at + 1 : rcpt + n;
+    size_t dn = (size_t)(rcpt + n - d);
+    if (dn > DNS_MAX_NAME_LEN || dn >= size)
+        return -1;
+    for (size_t i = 0; i < dn; i++)
+        out[i] = (d[i] >= 'A' && d[i] <= 'Z') ? (char)(d[i] - 'A' + 'a') : d[i];
+    out[dn] = '\0';
     return 0;
 }
 
@@ -1248,9 +1400,13 @@ static int outbound_insert_locked(struct store *st, struct store_outbound *m, co
     if (!(s = stmt(st, S_OUT_RCPT_INSERT)))
         return STORE_ERROR;
     for (size_t i = 0; i < m->nrcpt && rc == STORE_OK; i++) {
+        char dom[DNS_MAX_NAME_LEN + 1];
+        if (rcpt_domain(m->rcpts[i], dom, sizeof dom) != 0)
+            return STORE_ERROR;         /* checked by the caller */
         sqlite3_bind_int64(s, 1, msg);
         bind_str(s, 2, m->rcpts[i]);
         sqlite3_bind_int64(s, 3, created);
+        bind_str(s, 4, dom);
         rc = write_rc(st, "outbound_insert", sqlite3_step(s));
         done(s);
     }
@@ -1265,9 +1421,15 @@ int store_outbound_insert(struct store *st, struct store_outbound *m, const char
         log_msg(LOG_ERROR, "store", "op=outbound_insert error=\"no recipients\"");
         return STORE_ERROR;
     }
-    for (size_t i = 0; i < m->nrcpt; i++)
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        char dom[DNS_MAX_NAME_LEN + 1];
         if (too_long("outbound.rcpt", m->rcpts[i], SMTP_MAX_PATH_LEN))
             return STORE_ERROR;
+        if (rcpt_domain(m->rcpts[i], dom, sizeof dom) != 0) {
+            log_msg(LOG_ERROR, "store", "op=outbound_insert error=\"recipient domain too long\"");
+            return STORE_ERROR;
+        }
+    }
     int64_t created = now_or(m->created_at);
     if (op_begin(st) != STORE_OK)
         return STORE_ERROR;
@@ -1285,4 +1447,760 @@ int store_outbound_count_since(struct store *st, int64_t account_id, int64_t sin
 int store_outbound_count(struct store *st, int64_t *n)
 {
     return count(st, S_OUT_COUNT, "outbound_count", 0, 0, n);
+}
+
+/* ==== outbound (issue 6) ==== */
+
+/* Bytes of s to keep so that it fits max bytes without splitting a UTF-8
+ * sequence (the text ends up in JSON). */
+static size_t utf8_fit(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* Whole-address lower case (suppressions compare addresses case-insensitively,
+ * as SES does). -1 when empty or too long. */
+static int lower_address(const char *in, char *out, size_t size)
+{
+    size_t n = in ? strnlen(in, SMTP_MAX_PATH_LEN + 1) : 0;
+    if (n == 0 || n > SMTP_MAX_PATH_LEN || n >= size)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] - 'A' + 'a') : in[i];
+    out[n] = '\0';
+    return 0;
+}
+
+/* Steps a write statement that names one row by id: STORE_NOTFOUND when no
+ * row changed. */
+static int write_one(struct store *st, sqlite3_stmt *s, const char *op)
+{
+    int rc = write_rc(st, op, sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+/* ---- DKIM keys ---- */
+
+static void read_key(sqlite3_stmt *s, struct store_dkim_key *k)
+{
+    memset(k, 0, sizeof *k);
+    k->id = sqlite3_column_int64(s, 0);
+    k->domain_id = sqlite3_column_int64(s, 1);
+    col_text(s, 2, k->selector, sizeof k->selector);
+    col_text(s, 3, k->algorithm, sizeof k->algorithm);
+    col_text(s, 4, k->key_path, sizeof k->key_path);
+    col_text(s, 5, k->record, sizeof k->record);
+    k->status = sqlite3_column_int(s, 6);
+    k->created_at = sqlite3_column_int64(s, 7);
+    k->retired_at = sqlite3_column_int64(s, 8);
+}
+
+int store_dkim_key_insert(struct store *st, struct store_dkim_key *k)
+{
+    if (!k->selector[0] || !k->algorithm[0] || !k->key_path[0] ||
+        too_long("dkim_key.selector", k->selector, sizeof k->selector - 1) ||
+        too_long("dkim_key.algorithm", k->algorithm, sizeof k->algorithm - 1) ||
+        too_long("dkim_key.key_path", k->key_path, sizeof k->key_path - 1) ||
+        too_long("dkim_key.record", k->record, sizeof k->record - 1)) {
+        log_msg(LOG_ERROR, "store", "op=dkim_key_insert error=\"bad key fields\"");
+        return STORE_ERROR;
+    }
+    sqlite3_stmt *s = stmt(st, S_KEY_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    int64_t created = now_or(k->created_at);
+    sqlite3_bind_int64(s, 1, k->domain_id);
+    bind_arr(s, 2, k->selector, sizeof k->selector);
+    bind_arr(s, 3, k->algorithm, sizeof k->algorithm);
+    bind_arr(s, 4, k->key_path, sizeof k->key_path);
+    bind_arr(s, 5, k->record, sizeof k->record);
+    sqlite3_bind_int(s, 6, k->status);
+    sqlite3_bind_int64(s, 7, created);
+    sqlite3_bind_int64(s, 8, k->retired_at);
+    int rc = write_rc(st, "dkim_key_insert", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK) {
+        k->id = sqlite3_last_insert_rowid(st->db);
+        k->created_at = created;
+    }
+    return rc;
+}
+
+int store_dkim_key_update(struct store *st, const struct store_dkim_key *k)
+{
+    sqlite3_stmt *s = stmt(st, S_KEY_UPDATE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, k->id);
+    sqlite3_bind_int(s, 2, k->status);
+    sqlite3_bind_int64(s, 3, k->retired_at);
+    return write_one(st, s, "dkim_key_update");
+}
+
+int store_dkim_key_list(struct store *st, int64_t domain_id, store_dkim_key_cb cb, void *arg)
+{
+    sqlite3_stmt *s = stmt(st, S_KEY_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, domain_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_dkim_key k;
+        read_key(s, &k);
+        if (cb(&k, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    done(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail(st, "dkim_key_list", rc);
+}
+
+/* ---- the delivery queue ---- */
+
+/* last_response is kept to what struct store_delivery holds. */
+#define STORE_RESPONSE_MAX (sizeof ((struct store_delivery *)0)->last_response - 1)
+
+/* enum store_rcpt_status ↔ the TEXT kept in outbound_recipients.status */
+static const char *const rcpt_status_names[] = {
+    [STORE_RCPT_QUEUED] = "queued",
+    [STORE_RCPT_SENDING] = "sending",
+    [STORE_RCPT_DEFERRED] = "deferred",
+    [STORE_RCPT_DELIVERED] = "delivered",
+    [STORE_RCPT_BOUNCED] = "bounced",
+    [STORE_RCPT_SUPPRESSED] = "suppressed",
+};
+#define RCPT_STATUS_N ((int)(sizeof rcpt_status_names / sizeof rcpt_status_names[0]))
+
+static int rcpt_status_of(const unsigned char *t)
+{
+    for (int i = 0; t && i < RCPT_STATUS_N; i++)
+        if (strcmp((const char *)t, rcpt_status_names[i]) == 0)
+            return i;
+    return STORE_RCPT_BOUNCED;   /* nothing else is written; a stranger is final, not retried */
+}
+
+/* A row of DLV_COLS. */
+static void read_delivery(sqlite3_stmt *s, void *p)
+{
+    struct store_delivery *d = p;
+    memset(d, 0, sizeof *d);
+    d->rcpt_id = sqlite3_column_int64(s, 0);
+    d->message_id = sqlite3_column_int64(s, 1);
+    d->account_id = sqlite3_column_int64(s, 2);
+    col_text(s, 3, d->rcpt, sizeof d->rcpt);
+    col_text(s, 4, d->domain, sizeof d->domain);
+    col_text(s, 5, d->mail_from, sizeof d->mail_from);
+    d->status = rcpt_status_of(sqlite3_column_text(s, 6));
+    d->attempts = (unsigned)sqlite3_column_int64(s, 7);
+    d->created_at = sqlite3_column_int64(s, 8);
+    d->next_attempt_at = sqlite3_column_int64(s, 9);
+    d->updated_at = sqlite3_column_int64(s, 10);
+    col_text(s, 11, d->last_response, sizeof d->last_response);
+}
+
+/* Selects up to max due rows and leases them, in the caller's (savepoint or)
+ * transaction; *out is malloc'd, the rows as they are after the claim. */
+static int delivery_claim_locked(struct store *st, int64_t now, int64_t lease_until,
+                                 unsigned max, struct store_delivery **out, size_t *n)
+{
+    sqlite3_stmt *s = stmt(st, S_DLV_DUE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, max);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct store_delivery *p = realloc(*out, ncap * sizeof *p);
+            if (!p) {
+                done(s);
+                log_msg(LOG_ERROR, "store", "op=delivery_claim error=\"out of memory\"");
+                return STORE_ERROR;
+            }
+            *out = p;
+            cap = ncap;
+        }
+        read_delivery(s, &(*out)[*n]);
+        (*n)++;
+    }
+    done(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, "delivery_claim", rc);
+    if (*n && !(s = stmt(st, S_DLV_MARK)))
+        return STORE_ERROR;
+    for (size_t i = 0; i < *n; i++) {
+        sqlite3_bind_int64(s, 1, (*out)[i].rcpt_id);
+        sqlite3_bind_int64(s, 2, lease_until);
+        rc = write_rc(st, "delivery_claim", sqlite3_step(s));
+        done(s);
+        if (rc != STORE_OK)
+            return rc;
+        (*out)[i].status = STORE_RCPT_SENDING;
+        (*out)[i].next_attempt_at = lease_until;
+    }
+    return STORE_OK;
+}
+
+int store_delivery_claim(struct store *st, int64_t now, int64_t lease_until, unsigned max,
+                         int (*cb)(const struct store_delivery *d, void *arg), void *arg)
+{
+    if (max == 0)
+        return STORE_OK;
+    struct store_delivery *rows = NULL;
+    size_t n = 0;
+    if (op_begin(st) != STORE_OK)
+        return STORE_ERROR;
+    int rc = op_end(st, delivery_claim_locked(st, now, lease_until, max, &rows, &n));
+    /* The claim is committed before any callback runs: a callback may use
+     * the handle, and a crash after this point only delays the rows until
+     * lease_until. */
+    for (size_t i = 0; rc == STORE_OK && i < n; i++)
+        if (cb(&rows[i], arg) != 0)
+            break;
+    free(rows);
+    return rc;
+}
+
+int store_delivery_update(struct store *st, int64_t rcpt_id, int status, unsigned attempts,
+                          int64_t next_attempt_at, const char *last_response, int64_t now)
+{
+    if (status < 0 || status >= RCPT_STATUS_N) {
+        log_msg(LOG_ERROR, "store", "op=delivery_update error=\"bad status\" status=%d", status);
+        return STORE_ERROR;
+    }
+    const char *resp = last_response ? last_response : "";
+    sqlite3_stmt *s = stmt(st, S_DLV_UPDATE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, rcpt_id);
+    bind_str(s, 2, rcpt_status_names[status]);
+    sqlite3_bind_int64(s, 3, attempts);
+    sqlite3_bind_int64(s, 4, next_attempt_at);
+    sqlite3_bind_text(s, 5, resp, (int)utf8_fit(resp, STORE_RESPONSE_MAX), SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, now_or(now));
+    return write_one(st, s, "delivery_update");
+}
+
+int store_delivery_next_due(struct store *st, int64_t *when)
+{
+    sqlite3_stmt *s = stmt(st, S_DLV_NEXT_DUE);
+    if (!s)
+        return STORE_ERROR;
+    int rc = sqlite3_step(s), ret;
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        *when = sqlite3_column_int64(s, 0);
+        ret = STORE_OK;
+    } else {
+        ret = rc == SQLITE_ROW ? STORE_NOTFOUND : fail(st, "delivery_next_due", rc);
+    }
+    done(s);
+    return ret;
+}
+
+int store_delivery_get(struct store *st, int64_t rcpt_id, struct store_delivery *out)
+{
+    sqlite3_stmt *s = stmt(st, S_DLV_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, rcpt_id);
+    return get_one(st, s, "delivery_get", read_delivery, out);
+}
+
+int store_outbound_get_raw(struct store *st, int64_t message_id, char **raw, size_t *len,
+                           char *mail_from, size_t mflen)
+{
+    sqlite3_stmt *s = stmt(st, S_OUT_GET_RAW);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, message_id);
+    int rc = sqlite3_step(s), ret = STORE_OK;
+    if (rc != SQLITE_ROW) {
+        done(s);
+        return rc == SQLITE_DONE ? STORE_NOTFOUND : fail(st, "outbound_get_raw", rc);
+    }
+    size_t mn = (size_t)sqlite3_column_bytes(s, 0);
+    if (mail_from) {
+        if (mn >= mflen) {
+            log_msg(LOG_ERROR, "store", "op=outbound_get_raw error=\"mail_from does not fit\"");
+            ret = STORE_ERROR;
+        } else {
+            col_text(s, 0, mail_from, mflen);
+        }
+    }
+    if (ret == STORE_OK && raw) {
+        const void *b = sqlite3_column_blob(s, 1);
+        size_t n = (size_t)sqlite3_column_bytes(s, 1);
+        char *p = malloc(n + 1);
+        if (!p) {
+            log_msg(LOG_ERROR, "store", "op=outbound_get_raw error=\"out of memory\"");
+            ret = STORE_ERROR;
+        } else {
+            if (n)
+                memcpy(p, b, n);
+            p[n] = '\0';
+            *raw = p;
+            if (len)
+                *len = n;
+        }
+    }
+    done(s);
+    return ret;
+}
+
+int store_outbound_get(struct store *st, int64_t account_id, int64_t message_id,
+                       struct store_outbound *meta,
+                       int (*cb)(const struct store_delivery *d, void *arg), void *arg)
+{
+    sqlite3_stmt *s = stmt(st, S_OUT_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, message_id);
+    sqlite3_bind_int64(s, 2, account_id);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        done(s);
+        return rc == SQLITE_DONE ? STORE_NOTFOUND : fail(st, "outbound_get", rc);
+    }
+    if (meta) {
+        memset(meta, 0, sizeof *meta);
+        meta->id = sqlite3_column_int64(s, 0);
+        meta->account_id = sqlite3_column_int64(s, 1);
+        col_text(s, 2, meta->mail_from, sizeof meta->mail_from);
+        col_text(s, 3, meta->message_id, sizeof meta->message_id);
+        meta->created_at = sqlite3_column_int64(s, 4);
+        const unsigned char *src = sqlite3_column_text(s, 5);
+        meta->source = src && strcmp((const char *)src, "smtp") == 0 ? "smtp" : "api";
+        meta->rcpts = NULL;
+        meta->nrcpt = (size_t)sqlite3_column_int64(s, 6);
+    }
+    done(s);
+    if (!cb)
+        return STORE_OK;
+    if (!(s = stmt(st, S_OUT_RCPTS)))
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, message_id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_delivery d;
+        read_delivery(s, &d);
+        if (cb(&d, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    done(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail(st, "outbound_get", rc);
+}
+
+/* ---- events ---- */
+
+static int event_insert_locked(struct store *st, struct store_event *e, int64_t created)
+{
+    sqlite3_stmt *s;
+    int rc;
+    if (e->message_id != 0) {       /* only about a message of the same account */
+        if (!(s = stmt(st, S_EVT_MSG_OWNER)))
+            return STORE_ERROR;
+        sqlite3_bind_int64(s, 1, e->message_id);
+        sqlite3_bind_int64(s, 2, e->account_id);
+        rc = sqlite3_step(s);
+        done(s);
+        if (rc == SQLITE_DONE)
+            return STORE_NOTFOUND;
+        if (rc != SQLITE_ROW)
+            return fail(st, "event_insert", rc);
+    }
+    if (!(s = stmt(st, S_EVT_INSERT)))
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, e->account_id);
+    sqlite3_bind_int64(s, 2, e->message_id);
+    bind_arr(s, 3, e->type, sizeof e->type);
+    bind_arr(s, 4, e->rcpt, sizeof e->rcpt);
+    sqlite3_bind_int64(s, 5, created);
+    bind_str(s, 6, e->json);
+    rc = write_rc(st, "event_insert", sqlite3_step(s));
+    done(s);
+    if (rc != STORE_OK)
+        return rc;
+    int64_t id = sqlite3_last_insert_rowid(st->db);
+    if (!(s = stmt(st, S_EVT_FANOUT)))
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, e->account_id);
+    sqlite3_bind_int64(s, 2, id);
+    bind_arr(s, 3, e->type, sizeof e->type);
+    sqlite3_bind_int64(s, 4, created);
+    rc = write_rc(st, "event_insert", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK)
+        e->id = id;
+    return rc;
+}
+
+int store_event_insert(struct store *st, struct store_event *e)
+{
+    if (!e->json || !e->type[0] || strchr(e->type, ',') ||
+        too_long("event.type", e->type, sizeof e->type - 1) ||
+        too_long("event.rcpt", e->rcpt, sizeof e->rcpt - 1)) {
+        log_msg(LOG_ERROR, "store", "op=event_insert error=\"bad event fields\"");
+        return STORE_ERROR;
+    }
+    int64_t created = now_or(e->created_at);
+    if (op_begin(st) != STORE_OK)
+        return STORE_ERROR;
+    int rc = op_end(st, event_insert_locked(st, e, created));
+    if (rc == STORE_OK)
+        e->created_at = created;
+    return rc;
+}
+
+int store_event_list(struct store *st, int64_t account_id, int64_t message_id,
+                     int (*cb)(const struct store_event *e, void *arg), void *arg)
+{
+    sqlite3_stmt *s = stmt(st, S_EVT_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    sqlite3_bind_int64(s, 2, message_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_event e;
+        memset(&e, 0, sizeof e);
+        e.id = sqlite3_column_int64(s, 0);
+        e.account_id = sqlite3_column_int64(s, 1);
+        e.message_id = sqlite3_column_int64(s, 2);
+        col_text(s, 3, e.type, sizeof e.type);
+        col_text(s, 4, e.rcpt, sizeof e.rcpt);
+        e.created_at = sqlite3_column_int64(s, 5);
+        const unsigned char *json = sqlite3_column_text(s, 6);
+        e.json = json ? (const char *)json : "";
+        if (cb(&e, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    done(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail(st, "event_list", rc);
+}
+
+/* ---- webhooks ---- */
+
+int store_webhook_insert(struct store *st, struct store_webhook *w)
+{
+    if (!w->url[0] || !w->secret[0] ||
+        too_long("webhook.url", w->url, sizeof w->url - 1) ||
+        too_long("webhook.events", w->events, sizeof w->events - 1) ||
+        too_long("webhook.secret", w->secret, sizeof w->secret - 1)) {
+        log_msg(LOG_ERROR, "store", "op=webhook_insert error=\"bad webhook fields\"");
+        return STORE_ERROR;
+    }
+    sqlite3_stmt *s = stmt(st, S_WH_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    int64_t created = now_or(w->created_at);
+    sqlite3_bind_int64(s, 1, w->account_id);
+    bind_arr(s, 2, w->url, sizeof w->url);
+    bind_arr(s, 3, w->events, sizeof w->events);
+    bind_arr(s, 4, w->secret, sizeof w->secret);
+    sqlite3_bind_int64(s, 5, created);
+    int rc = write_rc(st, "webhook_insert", sqlite3_step(s));
+    done(s);
+    if (rc == STORE_OK) {
+        w->id = sqlite3_last_insert_rowid(st->db);
+        w->created_at = created;
+    }
+    return rc;
+}
+
+int store_webhook_delete(struct store *st, int64_t account_id, int64_t id)
+{
+    sqlite3_stmt *s = stmt(st, S_WH_DELETE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, account_id);
+    return write_one(st, s, "webhook_delete");   /* its pending jobs go with it */
+}
+
+int store_webhook_list(struct store *st, int64_t account_id,
+                       int (*cb)(const struct store_webhook *w, void *arg), void *arg)
+{
+    sqlite3_stmt *s = stmt(st, S_WH_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_webhook w;
+        memset(&w, 0, sizeof w);
+        w.id = sqlite3_column_int64(s, 0);
+        w.account_id = sqlite3_column_int64(s, 1);
+        col_text(s, 2, w.url, sizeof w.url);
+        col_text(s, 3, w.events, sizeof w.events);
+        col_text(s, 4, w.secret, sizeof w.secret);
+        w.created_at = sqlite3_column_int64(s, 5);
+        if (cb(&w, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    done(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail(st, "webhook_list", rc);
+}
+
+static void jobs_free(struct store_webhook_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sodium_memzero(jobs[i].secret, sizeof jobs[i].secret);
+        free(jobs[i].json);
+    }
+    free(jobs);
+}
+
+static int job_claim_locked(struct store *st, int64_t now, int64_t lease_until, unsigned max,
+                            struct store_webhook_job **out, size_t *n)
+{
+    sqlite3_stmt *s = stmt(st, S_JOB_DUE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, max);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct store_webhook_job *p = realloc(*out, ncap * sizeof *p);
+            if (!p)
+                break;
+            *out = p;
+            cap = ncap;
+        }
+        struct store_webhook_job *j = &(*out)[*n];
+        memset(j, 0, sizeof *j);
+        j->id = sqlite3_column_int64(s, 0);
+        j->webhook_id = sqlite3_column_int64(s, 1);
+        j->event_id = sqlite3_column_int64(s, 2);
+        j->attempts = (unsigned)sqlite3_column_int64(s, 3);
+        col_text(s, 4, j->url, sizeof j->url);
+        col_text(s, 5, j->secret, sizeof j->secret);
+        if (!(j->json = col_dup(s, 6)))
+            break;
+        (*n)++;
+    }
+    done(s);
+    if (rc == SQLITE_ROW) {
+        log_msg(LOG_ERROR, "store", "op=webhook_job_claim error=\"out of memory\"");
+        return STORE_ERROR;
+    }
+    if (rc != SQLITE_DONE)
+        return fail(st, "webhook_job_claim", rc);
+    if (*n && !(s = stmt(st, S_JOB_MARK)))
+        return STORE_ERROR;
+    for (size_t i = 0; i < *n; i++) {
+        sqlite3_bind_int64(s, 1, (*out)[i].id);
+        sqlite3_bind_int64(s, 2, lease_until);
+        rc = write_rc(st, "webhook_job_claim", sqlite3_step(s));
+        done(s);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    return STORE_OK;
+}
+
+int store_webhook_job_claim(struct store *st, int64_t now, int64_t lease_until, unsigned max,
+                            int (*cb)(const struct store_webhook_job *j, void *arg), void *arg)
+{
+    if (max == 0)
+        return STORE_OK;
+    struct store_webhook_job *jobs = NULL;
+    size_t n = 0;
+    if (op_begin(st) != STORE_OK)
+        return STORE_ERROR;
+    int rc = op_end(st, job_claim_locked(st, now, lease_until, max, &jobs, &n));
+    for (size_t i = 0; rc == STORE_OK && i < n; i++)   /* committed first, as deliveries */
+        if (cb(&jobs[i], arg) != 0)
+            break;
+    jobs_free(jobs, n);
+    return rc;
+}
+
+int store_webhook_job_finish(struct store *st, int64_t id, bool finished, unsigned attempts,
+                             int64_t next_attempt_at)
+{
+    sqlite3_stmt *s = stmt(st, finished ? S_JOB_DELETE : S_JOB_RETRY);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    if (!finished) {
+        sqlite3_bind_int64(s, 2, attempts);
+        sqlite3_bind_int64(s, 3, next_attempt_at);
+    }
+    return write_one(st, s, "webhook_job_finish");
+}
+
+/* ---- suppressions ---- */
+
+int store_suppression_put(struct store *st, const struct store_suppression *x)
+{
+    char addr[SMTP_MAX_PATH_LEN + 1];
+    if (lower_address(x->address, addr, sizeof addr) != 0 || !x->reason[0] ||
+        too_long("suppression.reason", x->reason, sizeof x->reason - 1)) {
+        log_msg(LOG_ERROR, "store", "op=suppression_put error=\"bad address or reason\"");
+        return STORE_ERROR;
+    }
+    sqlite3_stmt *s = stmt(st, S_SUP_PUT);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, x->account_id);
+    bind_str(s, 2, addr);
+    bind_arr(s, 3, x->reason, sizeof x->reason);
+    sqlite3_bind_text(s, 4, x->detail, (int)utf8_fit(x->detail, sizeof x->detail - 1),
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, now_or(x->created_at));
+    int rc = write_rc(st, "suppression_put", sqlite3_step(s));
+    done(s);
+    return rc;
+}
+
+static void read_suppression(sqlite3_stmt *s, void *p)
+{
+    struct store_suppression *x = p;
+    memset(x, 0, sizeof *x);
+    x->account_id = sqlite3_column_int64(s, 0);
+    col_text(s, 1, x->address, sizeof x->address);
+    col_text(s, 2, x->reason, sizeof x->reason);
+    col_text(s, 3, x->detail, sizeof x->detail);
+    x->created_at = sqlite3_column_int64(s, 4);
+}
+
+int store_suppression_get(struct store *st, int64_t account_id, const char *address,
+                          struct store_suppression *out)
+{
+    char addr[SMTP_MAX_PATH_LEN + 1];
+    if (lower_address(address, addr, sizeof addr) != 0)
+        return STORE_NOTFOUND;
+    sqlite3_stmt *s = stmt(st, S_SUP_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    bind_str(s, 2, addr);
+    return get_one(st, s, "suppression_get", read_suppression, out);
+}
+
+int store_suppression_delete(struct store *st, int64_t account_id, const char *address)
+{
+    char addr[SMTP_MAX_PATH_LEN + 1];
+    if (lower_address(address, addr, sizeof addr) != 0)
+        return STORE_NOTFOUND;
+    sqlite3_stmt *s = stmt(st, S_SUP_DELETE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    bind_str(s, 2, addr);
+    return write_one(st, s, "suppression_delete");
+}
+
+int store_suppression_list(struct store *st, int64_t account_id, const char *after, unsigned limit,
+                           int (*cb)(const struct store_suppression *s, void *arg), void *arg)
+{
+    char from[SMTP_MAX_PATH_LEN + 1] = "";
+    if (after && after[0] && lower_address(after, from, sizeof from) != 0)
+        return STORE_OK;         /* longer than any address: nothing sorts after it */
+    sqlite3_stmt *s = stmt(st, S_SUP_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    bind_str(s, 2, from);
+    sqlite3_bind_int64(s, 3, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_suppression x;
+        read_suppression(s, &x);
+        if (cb(&x, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    done(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail(st, "suppression_list", rc);
+}
+
+/* ---- service secrets ---- */
+
+#define SECRET_MIN 32
+#define SECRET_MAX 64
+
+/* 1 and the value in out when the secret exists with len bytes, 0 when it
+ * does not exist, -1 on an error (logged). */
+static int secret_read(struct store *st, const char *name, unsigned char *out, size_t len)
+{
+    sqlite3_stmt *s = stmt(st, S_SECRET_GET);
+    if (!s)
+        return -1;
+    bind_str(s, 1, name);
+    int rc = sqlite3_step(s), ret;
+    if (rc == SQLITE_ROW) {
+        const void *b = sqlite3_column_blob(s, 0);
+        if (b && (size_t)sqlite3_column_bytes(s, 0) == len) {
+            memcpy(out, b, len);
+            ret = 1;
+        } else {   /* the name is the caller's: one name, one length */
+            log_msg(LOG_ERROR, "store", "op=secret_get name=%s error=\"stored with another length\"",
+                    name);
+            ret = -1;
+        }
+    } else {
+        ret = rc == SQLITE_DONE ? 0 : (fail(st, "secret_get", rc), -1);
+    }
+    done(s);
+    return ret;
+}
+
+int store_secret_get(struct store *st, const char *name, unsigned char *out, size_t len)
+{
+    if (!name || !name[0] || strnlen(name, STORE_NAME_MAX + 1) > STORE_NAME_MAX ||
+        len < SECRET_MIN || len > SECRET_MAX) {
+        log_msg(LOG_ERROR, "store", "op=secret_get error=\"bad name or length\"");
+        return STORE_ERROR;
+    }
+    int got = secret_read(st, name, out, len);
+    if (got != 0)
+        return got > 0 ? STORE_OK : STORE_ERROR;
+    if (sodium_init() < 0) {
+        log_msg(LOG_ERROR, "store", "op=secret_get error=\"libsodium cannot start\"");
+        return STORE_ERROR;
+    }
+    /* Two processes may get here at once: the first insert wins and both
+     * read back the winner. */
+    unsigned char fresh[SECRET_MAX];
+    randombytes_buf(fresh, len);
+    sqlite3_stmt *s = stmt(st, S_SECRET_INSERT);
+    int rc = STORE_ERROR;
+    if (s) {
+        bind_str(s, 1, name);
+        sqlite3_bind_blob(s, 2, fresh, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, (int64_t)time(NULL));
+        rc = write_rc(st, "secret_get", sqlite3_step(s));
+        done(s);
+    }
+    sodium_memzero(fresh, sizeof fresh);
+    if (rc != STORE_OK)
+        return STORE_ERROR;
+    if (secret_read(st, name, out, len) != 1) {
+        log_msg(LOG_ERROR, "store", "op=secret_get name=%s error=\"not there after insert\"", name);
+        return STORE_ERROR;
+    }
+    log_msg(LOG_INFO, "store", "op=secret_get name=%s event=ready", name);  /* never the value */
+    return STORE_OK;
 }
