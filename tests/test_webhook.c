@@ -3,7 +3,10 @@
  * once; a refused connection and a silent server are retried on the
  * backoff table and then dropped; https verifies the server's certificate
  * and name; bad URLs are refused up front; freeing the client cancels
- * what is in flight. Outcomes are checked in the metrics too. */
+ * what is in flight. Outcomes are checked in the metrics too.
+ * webhook_post_once: extra headers arrive, one attempt only, the callback
+ * gets the status (0 without an answer) once and never synchronously,
+ * cancelling stops it, bad headers are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +39,7 @@ struct seen {
     char method[8];
     char uri[256];
     char ctype[64], clen[24], host[64], agent[32];
+    char all[1024];              /* every header, "name: value\n" */
     char *body;
     size_t len;
     double at;
@@ -83,6 +87,11 @@ static void handle(struct evhttp_request *req, void *arg)
     copy_header(h, "Content-Length", r->clen, sizeof r->clen);
     copy_header(h, "Host", r->host, sizeof r->host);
     copy_header(h, "User-Agent", r->agent, sizeof r->agent);
+    r->all[0] = '\0';
+    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        size_t used = strlen(r->all);
+        snprintf(r->all + used, sizeof r->all - used, "%s: %s\n", kv->key, kv->value);
+    }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     r->len = evbuffer_get_length(in);
     r->body = malloc(r->len + 1);
@@ -440,6 +449,170 @@ static void test_free_in_flight(void **state)
     server_stop(&s);
 }
 
+/* ---- webhook_post_once ---- */
+
+struct outcome {
+    int calls;
+    int status;
+};
+
+static void once_done(void *arg, int status)
+{
+    struct outcome *o = arg;
+    o->calls++;
+    o->status = status;
+}
+
+static void run_until_called(struct outcome *o, int calls)
+{
+    double deadline = now_s() + 5;
+    while (o->calls < calls && now_s() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(o->calls, calls);
+}
+
+struct repost {
+    struct outcome o;
+    struct webhook_client *c;
+    const char *url;
+};
+
+static void repost_done(void *arg, int status)
+{
+    struct repost *r = arg;
+    once_done(&r->o, status);
+    if (r->o.calls == 1 && webhook_post_once(r->c, r->url, "{}", 2, NULL, 0, repost_done, r) != 0)
+        fail_msg("cannot post again");
+}
+
+static void test_once(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, NULL);
+    s.codes[0] = 500;
+    s.codes[1] = 202;
+    s.codes[2] = 200;     /* a post whose callback posts again */
+    s.codes[3] = 200;
+    uint64_t ok0 = count("ok"), retry0 = count("retry"), failed0 = count("failed");
+    struct webhook_client *c = webhook_client_new(base, NULL, metrics);
+    webhook_client_set_backoff(c, fast, 3);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/ev", s.port);
+    const char *h[] = { "X-Sesame-Signature", "sha256=00ff", "X-Sesame-Event-Id", "42" };
+    struct outcome o = { 0 };
+    assert_int_equal(webhook_post_once(c, url, "{\"a\":1}", 7, h, 2, once_done, &o), 0);
+    assert_int_equal(o.calls, 0);               /* never from inside the call */
+    assert_int_equal(webhook_pending(c), 1);
+    run_until_called(&o, 1);
+    assert_int_equal(o.status, 500);            /* and no retry of its own */
+    assert_int_equal(webhook_pending(c), 0);
+    for (int i = 0; i < 10; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(s.nreq, 1);
+    assert_string_equal(s.reqs[0].body, "{\"a\":1}");
+    assert_string_equal(s.reqs[0].ctype, "application/json");
+    assert_non_null(strstr(s.reqs[0].all, "X-Sesame-Signature: sha256=00ff\n"));
+    assert_non_null(strstr(s.reqs[0].all, "X-Sesame-Event-Id: 42\n"));
+    assert_int_equal(count("retry") - retry0, 1);
+    assert_int_equal(count("failed") - failed0, 0);
+
+    /* 202, with our own Content-Type */
+    const char *h2[] = { "content-type", "application/cloudevents+json" };
+    memset(&o, 0, sizeof o);
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, h2, 1, once_done, &o), 0);
+    run_until_called(&o, 1);
+    assert_int_equal(o.status, 202);
+    assert_string_equal(s.reqs[1].ctype, "application/cloudevents+json");
+    assert_int_equal(count("ok") - ok0, 1);
+
+    /* no answer at all: status 0, once */
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/ev", closed_port());
+    memset(&o, 0, sizeof o);
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, NULL, 0, once_done, &o), 0);
+    run_until_called(&o, 1);
+    assert_int_equal(o.status, 0);
+    for (int i = 0; i < 10; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(o.calls, 1);
+
+    /* the callback may post again from inside its call */
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/again", s.port);
+    struct repost r = { .c = c, .url = url };
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, NULL, 0, repost_done, &r), 0);
+    run_until_called(&r.o, 2);
+    assert_int_equal(r.o.status, 200);
+    assert_int_equal(s.nreq, 4);
+    assert_string_equal(s.reqs[3].uri, "/again");
+    assert_int_equal(webhook_pending(c), 0);
+    webhook_client_free(c);
+    server_stop(&s);
+}
+
+static void test_once_refused_up_front(void **state)
+{
+    (void)state;
+    struct webhook_client *c = webhook_client_new(base, NULL, NULL);
+    struct outcome o = { 0 };
+    const char *url = "http://127.0.0.1:9/";
+    const char *crlf[] = { "X-A", "b\r\nX-Injected: 1" };
+    const char *badname[] = { "X A", "b" };
+    const char *host[] = { "Host", "evil.example" };
+    const char *clen[] = { "content-length", "1" };
+    const char *empty[] = { "", "b" };
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, crlf, 1, once_done, &o), -1);
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, badname, 1, once_done, &o), -1);
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, host, 1, once_done, &o), -1);
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, clen, 1, once_done, &o), -1);
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, empty, 1, once_done, &o), -1);
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, NULL, 1, once_done, &o), -1);
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, NULL, 0, NULL, &o), -1);
+    assert_int_equal(webhook_post_once(c, "ftp://x/", "{}", 2, NULL, 0, once_done, &o), -1);
+    assert_int_equal(webhook_post_once(c, "https://x/", "{}", 2, NULL, 0, once_done, &o), -1);
+    assert_int_equal(webhook_pending(c), 0);
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(o.calls, 0);
+
+    assert_int_equal(webhook_url_check("http://127.0.0.1:8/x?y", false), 0);
+    assert_int_equal(webhook_url_check("https://hooks.example/x", true), 0);
+    assert_int_equal(webhook_url_check("https://hooks.example/x", false), -1);
+    assert_int_equal(webhook_url_check("http://u:p@hooks.example/", true), -1);
+    assert_int_equal(webhook_url_check("gopher://hooks.example/", true), -1);
+    assert_int_equal(webhook_url_check(NULL, true), -1);
+    webhook_client_free(c);
+}
+
+static void test_once_cancel(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, NULL);        /* never answers */
+    struct webhook_client *c = webhook_client_new(base, NULL, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", s.port);
+    struct outcome a = { 0 }, b = { 0 }, d = { 0 };
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, NULL, 0, once_done, &a), 0);
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, NULL, 0, once_done, &b), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", closed_port());
+    assert_int_equal(webhook_post_once(c, url, "{}", 2, NULL, 0, once_done, &d), 0);
+    webhook_cancel(c, &d);         /* before its attempt ended */
+    double deadline = now_s() + 2;
+    while (s.nreq < 2 && now_s() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(s.nreq, 2);
+    webhook_cancel(c, &a);         /* in flight */
+    assert_int_equal(webhook_pending(c), 1);
+    for (int i = 0; i < 10; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(a.calls + d.calls, 0);
+    webhook_client_free(c);        /* b: cancelled by the free, never called */
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(b.calls, 0);
+    server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -450,6 +623,9 @@ int main(void)
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_https),
         cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_once),
+        cmocka_unit_test(test_once_refused_up_front),
+        cmocka_unit_test(test_once_cancel),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

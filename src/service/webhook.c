@@ -18,6 +18,12 @@
  * finished connections and posts go on a list that a "reaper" event frees
  * outside any libevent callback.
  *
+ * webhook_post_once is the single-attempt form for a caller that keeps its
+ * own durable retry schedule (events.c): extra request headers, no
+ * retries, and a completion callback with the HTTP status (0 when no
+ * answer came), called from the reaper too, so never from inside
+ * webhook_post_once nor from a libevent http callback.
+ *
  * It does not persist anything, follow redirects or read the response
  * beyond its status (the body is capped and discarded). */
 #include "service/webhook.h"
@@ -62,6 +68,13 @@ struct post {
     TAILQ_ENTRY(post) reap_entry;
     struct event *timer;              /* waiting for the next attempt */
     char last[64];                    /* why the last attempt failed */
+    /* webhook_post_once: one attempt, extra headers, a callback */
+    bool once;
+    void (*done_cb)(void *arg, int http_status); /* NULL once called or cancelled */
+    void *done_arg;
+    int status;                       /* the last answer's HTTP status, 0 = none */
+    char **hdrs;                      /* name, value, name, value... (2 * nhdrs) */
+    size_t nhdrs;
 };
 TAILQ_HEAD(post_list, post);
 
@@ -74,7 +87,7 @@ struct webhook_client {
     size_t nbackoff;
     unsigned timeout_ms;
     struct post_list posts;
-    size_t npending;             /* posts not done */
+    size_t npending;             /* posts not done, or done with a callback not yet called */
     struct post_list reap_list;
     struct event *reaper;
 };
@@ -95,8 +108,15 @@ static void reap(evutil_socket_t fd, short what, void *arg)
             evhttp_connection_free(p->conn);
             p->conn = NULL;
         }
-        if (p->done)
-            post_free(p);
+        if (!p->done)
+            continue;
+        void (*cb)(void *, int) = p->done_cb;
+        void *cb_arg = p->done_arg;
+        int status = p->status;
+        post_free(p);
+        /* after the free: the callback may post again, even to this list */
+        if (cb)
+            cb(cb_arg, status);
     }
 }
 
@@ -106,7 +126,8 @@ static void finish(struct post *p, bool done)
     struct webhook_client *c = p->c;
     if (done && !p->done) {
         p->done = true;
-        c->npending--;
+        if (!p->done_cb)             /* else counted until its callback (post_free) */
+            c->npending--;
     }
     if (!p->reaping) {
         p->reaping = true;
@@ -178,12 +199,15 @@ static void post_free(struct post *p)
     TAILQ_REMOVE(&c->posts, p, entry);
     if (p->reaping)
         TAILQ_REMOVE(&c->reap_list, p, reap_entry);
-    if (!p->done)
+    if (!p->done || p->done_cb)
         c->npending--;
     if (p->conn)
         evhttp_connection_free(p->conn);   /* frees its request; no callback */
     if (p->timer)
         event_free(p->timer);
+    for (size_t i = 0; i < 2 * p->nhdrs; i++)
+        free(p->hdrs[i]);
+    free(p->hdrs);
     free(p->path);
     free(p->body);
     free(p);
@@ -214,6 +238,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void attempt_failed(struct post *p)
 {
     struct webhook_client *c = p->c;
+    if (p->once) {                  /* the caller retries, or not */
+        metric_inc(c->m_retry);
+        log_msg(LOG_INFO, "webhook", "event=attempt_failed target=%s://%s:%u last=\"%s\"",
+                p->https ? "https" : "http", p->host, p->port, p->last);
+        finish(p, true);
+        return;
+    }
     if (p->attempts > c->nbackoff) {
         metric_inc(c->m_failed);
         log_msg(LOG_WARN, "webhook", "event=dropped target=%s://%s:%u attempts=%u last=\"%s\"",
@@ -255,6 +286,7 @@ static void on_done(struct evhttp_request *req, void *arg)
 {
     struct post *p = arg;
     int code = req ? evhttp_request_get_response_code(req) : 0;
+    p->status = code;
     if (code >= 200 && code <= 299) {
         metric_inc(p->c->m_ok);
         log_msg(LOG_DEBUG, "webhook", "event=delivered target=%s://%s:%u status=%d attempts=%u",
@@ -346,8 +378,17 @@ static void attempt(struct post *p)
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char clen[24];
     snprintf(clen, sizeof clen, "%zu", p->len);
+    bool own_ctype = false;
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        own_ctype |= strcasecmp(p->hdrs[2 * i], "Content-Type") == 0;
+        if (evhttp_add_header(h, p->hdrs[2 * i], p->hdrs[2 * i + 1]) != 0) {
+            evhttp_request_free(req);
+            snprintf(p->last, sizeof p->last, "cannot add a header");
+            goto fail_conn;
+        }
+    }
     if (evhttp_add_header(h, "Host", p->host_header) != 0 ||
-        evhttp_add_header(h, "Content-Type", "application/json") != 0 ||
+        (!own_ctype && evhttp_add_header(h, "Content-Type", "application/json") != 0) ||
         evhttp_add_header(h, "Content-Length", clen) != 0 ||
         evhttp_add_header(h, "User-Agent", "sesame") != 0 ||
         evhttp_add_header(h, "Connection", "close") != 0 ||
@@ -431,31 +472,138 @@ out:
     return rc;
 }
 
-int webhook_post(struct webhook_client *c, const char *url, const char *body, size_t len)
+int webhook_url_check(const char *url, bool have_tls)
+{
+    if (!url)
+        return -1;
+    struct post p;
+    memset(&p, 0, sizeof p);
+    int rc = parse_url(&p, url, have_tls);
+    free(p.path);
+    return rc;
+}
+
+/* Header names a caller may not set: the transport's own. */
+static bool reserved_header(const char *name)
+{
+    static const char *const reserved[] = { "Host", "Content-Length", "Connection",
+                                            "Transfer-Encoding", "User-Agent" };
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcasecmp(name, reserved[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A header name is an RFC 9110 token; a value is visible ASCII, spaces and
+ * tabs, with no CR, LF or NUL (no header injection). */
+static bool header_ok(const char *name, const char *value)
+{
+    if (!name || !value || !name[0] || strlen(name) > 64 || strlen(value) > WEBHOOK_HEADER_MAX)
+        return false;
+    for (const char *q = name; *q; q++)
+        if (!strchr("!#$%&'*+-.^_`|~", *q) && !(*q >= '0' && *q <= '9') &&
+            !(*q >= 'a' && *q <= 'z') && !(*q >= 'A' && *q <= 'Z'))
+            return false;
+    for (const unsigned char *q = (const unsigned char *)value; *q; q++)
+        if ((*q < 0x20 && *q != '\t') || *q == 0x7f)
+            return false;
+    return !reserved_header(name);
+}
+
+static struct post *post_new(struct webhook_client *c, const char *url, const char *body,
+                             size_t len)
 {
     if (!c || !url || (!body && len) || len > WEBHOOK_BODY_MAX ||
         c->npending >= WEBHOOK_MAX_PENDING)
-        return -1;
+        return NULL;
     struct post *p = calloc(1, sizeof *p);
     if (!p)
-        return -1;
+        return NULL;
     p->c = c;
     if (parse_url(p, url, c->ssl != NULL) != 0) {
         free(p->path);
         free(p);
-        return -1;
+        return NULL;
     }
     p->body = malloc(len ? len : 1);
     if (!p->body) {
         free(p->path);
         free(p);
-        return -1;
+        return NULL;
     }
     if (len)
         memcpy(p->body, body, len);
     p->len = len;
+    return p;
+}
+
+/* Not yet on the client's lists. */
+static void post_discard(struct post *p)
+{
+    for (size_t i = 0; i < 2 * p->nhdrs; i++)
+        free(p->hdrs[i]);
+    free(p->hdrs);
+    free(p->path);
+    free(p->body);
+    free(p);
+}
+
+int webhook_post(struct webhook_client *c, const char *url, const char *body, size_t len)
+{
+    struct post *p = post_new(c, url, body, len);
+    if (!p)
+        return -1;
     TAILQ_INSERT_TAIL(&c->posts, p, entry);
     c->npending++;
     attempt(p);
     return 0;
+}
+
+int webhook_post_once(struct webhook_client *c, const char *url, const char *body, size_t len,
+                      const char *const *headers, size_t nheaders,
+                      void (*done)(void *arg, int http_status), void *arg)
+{
+    if (!done || nheaders > WEBHOOK_MAX_HEADERS || (nheaders && !headers))
+        return -1;
+    for (size_t i = 0; i < nheaders; i++)
+        if (!header_ok(headers[2 * i], headers[2 * i + 1]))
+            return -1;
+    struct post *p = post_new(c, url, body, len);
+    if (!p)
+        return -1;
+    if (nheaders) {
+        p->hdrs = calloc(2 * nheaders, sizeof *p->hdrs);
+        if (!p->hdrs) {
+            post_discard(p);
+            return -1;
+        }
+        p->nhdrs = nheaders;
+        for (size_t i = 0; i < 2 * nheaders; i++) {
+            p->hdrs[i] = strdup(headers[i]);
+            if (!p->hdrs[i]) {
+                post_discard(p);
+                return -1;
+            }
+        }
+    }
+    p->once = true;
+    p->done_cb = done;
+    p->done_arg = arg;
+    TAILQ_INSERT_TAIL(&c->posts, p, entry);
+    c->npending++;
+    attempt(p);
+    return 0;
+}
+
+void webhook_cancel(struct webhook_client *c, void *arg)
+{
+    if (!c)
+        return;
+    struct post *p = TAILQ_FIRST(&c->posts);
+    while (p) {
+        struct post *next = TAILQ_NEXT(p, entry);
+        if (p->once && p->done_arg == arg)
+            post_free(p);
+        p = next;
+    }
 }
