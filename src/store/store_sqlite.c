@@ -9,7 +9,13 @@
  * service's business) beyond length caps, and nothing SQLite-specific
  * leaves this file: callers see store_rc codes, int64 ids and Unix times.
  * Writes that take several statements run in their own transaction (or a
- * savepoint inside the caller's), so each store_* call is atomic. */
+ * savepoint inside the caller's), so each store_* call is atomic.
+ *
+ * Queue claims (deliveries, webhook jobs) select the due rows and lease them
+ * in one BEGIN IMMEDIATE transaction, so concurrent claimers (threads or
+ * processes, each with its own handle) never take the same row; the claim
+ * is committed before the callbacks run, so a callback may use the handle.
+ * A lease that runs out (the claimer died) makes the row due again. */
 #include "store/store.h"
 
 #include <errno.h>
