@@ -639,6 +639,13 @@ static void outbound(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(store_outbound_count_since(f->st, b, 0, &n), STORE_OK);
     assert_int_equal(n, 0);
+    /* when a full quota frees up: the oldest message in the window */
+    int64_t at = 0;
+    assert_int_equal(store_outbound_oldest_since(f->st, a, 1700000000, &at), STORE_OK);
+    assert_int_equal(at, 1700000000);
+    assert_int_equal(store_outbound_oldest_since(f->st, a, 1700000001, &at), STORE_OK);
+    assert_int_equal(at, 1700003600);
+    assert_int_equal(store_outbound_oldest_since(f->st, b, 0, &at), STORE_NOTFOUND);
 
     /* atomic: a failing recipient leaves no message behind */
     const char *bad[] = { "ok@remote.test", NULL };

@@ -207,7 +207,7 @@ enum sid {
     S_SND_INSERT, S_SND_GET, S_SND_GET_TOKEN, S_SND_UPDATE,
     S_INB_INSERT, S_INB_LIST, S_INB_GET, S_INB_COUNT,
     S_RULE_INSERT, S_RULE_DELETE, S_RULE_LIST,
-    S_OUT_MSG_INSERT, S_OUT_RCPT_INSERT, S_OUT_COUNT_SINCE, S_OUT_COUNT,
+    S_OUT_MSG_INSERT, S_OUT_RCPT_INSERT, S_OUT_COUNT_SINCE, S_OUT_OLDEST_SINCE, S_OUT_COUNT,
     S_KEY_INSERT, S_KEY_UPDATE, S_KEY_LIST,
     S_DLV_DUE, S_DLV_MARK, S_DLV_UPDATE, S_DLV_NEXT_DUE, S_DLV_GET,
     S_OUT_GET_RAW, S_OUT_GET, S_OUT_RCPTS,
@@ -292,6 +292,8 @@ static const char *const sql[S_COUNT] = {
                           "VALUES (?1, ?2, 'queued', 0, ?3, '', ?3, ?4)",
     [S_OUT_COUNT_SINCE] = "SELECT COUNT(*) FROM outbound_messages "
                           "WHERE account_id = ?1 AND created_at >= ?2",
+    [S_OUT_OLDEST_SINCE] = "SELECT MIN(created_at) FROM outbound_messages "
+                           "WHERE account_id = ?1 AND created_at >= ?2",
     [S_OUT_COUNT] = "SELECT COUNT(*) FROM outbound_recipients WHERE " RCPT_PENDING,
     [S_KEY_INSERT] = "INSERT INTO dkim_keys (domain_id, selector, algorithm, key_path, record, "
                      "status, created_at, retired_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -1443,6 +1445,23 @@ int store_outbound_insert(struct store *st, struct store_outbound *m, const char
     if (rc == STORE_OK)
         m->created_at = created;
     return rc;
+}
+
+int store_outbound_oldest_since(struct store *st, int64_t account_id, int64_t since, int64_t *at)
+{
+    sqlite3_stmt *s = stmt(st, S_OUT_OLDEST_SINCE);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    sqlite3_bind_int64(s, 2, since);
+    int rc = sqlite3_step(s);
+    int out = STORE_NOTFOUND;
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        *at = sqlite3_column_int64(s, 0);
+        out = STORE_OK;
+    }
+    done(s);
+    return rc == SQLITE_ROW ? out : fail(st, "outbound_oldest_since", rc);
 }
 
 int store_outbound_count_since(struct store *st, int64_t account_id, int64_t since, int64_t *n)
