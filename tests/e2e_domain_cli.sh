@@ -75,9 +75,16 @@ for k in ("verified_at", "checked_at"):
 if (doc.get("verified_at") is not None) != (status == "verified"):
     errs.append("verified_at %r with status %s" % (doc.get("verified_at"), status))
 recs = doc.get("records")
-if not isinstance(recs, list) or len(recs) != 1:
+if not isinstance(recs, list) or len(recs) != 3:
     errs.append("records %r" % recs)
 else:
+    # the signing keys: one RSA and one Ed25519 selector, published as TXT
+    dk = [x for x in recs[1:] if x.get("purpose") == "dkim"]
+    kinds = sorted(re.search(r"k=(\w+)", x.get("value", "")).group(1) for x in dk
+                   if re.search(r"k=(\w+)", x.get("value", "")))
+    if kinds != ["ed25519", "rsa"] or any(
+            not x["name"].endswith("._domainkey." + domain) or x["type"] != "TXT" for x in dk):
+        errs.append("dkim records %r" % dk)
     r = recs[0]
     if set(r) != {"type", "name", "value", "purpose"} or r["type"] != "TXT" \
             or r["name"] != "_sesame." + domain or r["purpose"] != "verification":

@@ -114,9 +114,10 @@ static void print_text(const struct args *a, const struct store_domain *d, const
                a->account);
 }
 
-static int output(const struct args *a, const struct store_domain *d, const char *reason)
+static int output(struct store *st, const struct args *a, const struct store_domain *d,
+                  const char *reason)
 {
-    json_t *j = identity_domain_json(d);
+    json_t *j = identity_domain_json_full(st, d);
     if (!j)
         return cli_runtime_error("domain", "out of memory");
     if (a->json) {
@@ -161,7 +162,9 @@ static int run(const struct args *a, struct store *st, const struct sesame_confi
             return cli_usage_error("domain", "%s", err);
         if (rc != STORE_OK)
             return cli_runtime_error("domain", "add %s: %s", a->domain, err);
-        return output(a, &d, NULL);
+        if (identity_domain_keys(st, cfg->data_dir, &d, err, sizeof err) != STORE_OK)
+            return cli_runtime_error("domain", "add %s: %s", a->domain, err);
+        return output(st, a, &d, NULL);
     }
     if (strcmp(a->cmd, "show") == 0) {
         rc = store_domain_get(st, acct.id, a->domain, &d);
@@ -171,7 +174,7 @@ static int run(const struct args *a, struct store *st, const struct sesame_confi
                                    a->domain, a->account);
         if (rc != STORE_OK)
             return cli_runtime_error("domain", "cannot read the store");
-        return output(a, &d, NULL);
+        return output(st, a, &d, NULL);
     }
 
     /* verify */
@@ -199,7 +202,7 @@ static int run(const struct args *a, struct store *st, const struct sesame_confi
                                  server ? "; DNS server " : "", server ? server : "");
     /* STORE_OK (verified, failed) or STORE_EXISTS (another account has it):
      * the check ran either way, the status and the reason say how it went. */
-    return output(a, &d, err);
+    return output(st, a, &d, err);
 }
 
 int cli_domain(int argc, char **argv)

@@ -54,11 +54,17 @@ void api_domains_create(struct api_call *c)
             api_store_error(c);
             return;
         }
+        if (identity_domain_keys(c->ctx->st, c->ctx->cfg->data_dir, &d, err, sizeof err) !=
+            STORE_OK) {
+            api_error(c, 500, "internal", "%s", err);
+            return;
+        }
     }
-    api_json(c, existed ? 200 : 201, identity_domain_json(&d));
+    api_json(c, existed ? 200 : 201, identity_domain_json_full(c->ctx->st, &d));
 }
 
 struct list_arg {
+    struct store *st;
     json_t *arr;
     bool failed;
 };
@@ -66,7 +72,7 @@ struct list_arg {
 static int list_cb(const struct store_domain *d, void *arg)
 {
     struct list_arg *a = arg;
-    json_t *j = identity_domain_json(d);
+    json_t *j = identity_domain_json_full(a->st, d);
     if (!j || json_array_append_new(a->arr, j) != 0) {
         a->failed = true;
         return 1;
@@ -76,7 +82,7 @@ static int list_cb(const struct store_domain *d, void *arg)
 
 void api_domains_list(struct api_call *c)
 {
-    struct list_arg a = { json_array(), false };
+    struct list_arg a = { c->ctx->st, json_array(), false };
     if (!a.arr) {
         api_json(c, 500, NULL);
         return;
@@ -122,7 +128,7 @@ void api_domains_get(struct api_call *c)
         api_store_error(c);
         return;
     }
-    api_json(c, 200, identity_domain_json(&d));
+    api_json(c, 200, identity_domain_json_full(c->ctx->st, &d));
 }
 
 void api_domains_verify(struct api_call *c)
@@ -156,7 +162,7 @@ void api_domains_verify(struct api_call *c)
         api_error(c, 503, "dns_unavailable", "%s", err);
         return;
     }
-    json_t *j = identity_domain_json(&d);
+    json_t *j = identity_domain_json_full(c->ctx->st, &d);
     if (j && api_set(j, "reason", api_str(err)) != 0) {
         json_decref(j);
         j = NULL;

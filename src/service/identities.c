@@ -7,12 +7,15 @@
  * confirmed by mail, elsewhere. */
 #include "service/identities.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sodium.h>
 
+#include "auth/dkim_signer.h"
 #include "dns/dns_rdata.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -379,4 +382,119 @@ json_t *identity_domain_json(const struct store_domain *d)
     return json_pack("{s:s, s:s, s:o, s:o, s:o}", "domain", d->domain, "status",
                      identity_status_name(d->status), "records", records, "verified_at",
                      time_json(d->verified_at), "checked_at", time_json(d->checked_at));
+}
+
+/* ---- DKIM keys ---- */
+
+struct key_list { json_t *records; const char *domain; size_t n; };
+
+static int key_record_cb(const struct store_dkim_key *k, void *arg)
+{
+    struct key_list *l = arg;
+    l->n++;
+    if (k->status == STORE_KEY_RETIRED)
+        return 0;
+    char name[DNS_MAX_NAME_LEN + 80];
+    snprintf(name, sizeof name, "%s._domainkey.%s", k->selector, l->domain);
+    return add_record(l->records, "TXT", name, k->record, "dkim") != 0;
+}
+
+json_t *identity_domain_json_full(struct store *st, const struct store_domain *d)
+{
+    json_t *j = identity_domain_json(d);
+    if (!j)
+        return NULL;
+    struct key_list l = { json_object_get(j, "records"), d->domain, 0 };
+    if (store_dkim_key_list(st, d->id, key_record_cb, &l) != STORE_OK) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int count_cb(const struct store_dkim_key *k, void *arg)
+{
+    (void)k;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static int mkdir_0700(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST)
+        return 0;
+    return -1;
+}
+
+int identity_domain_keys(struct store *st, const char *data_dir, const struct store_domain *d,
+                         char *err, size_t errlen)
+{
+    size_t n = 0;
+    if (store_dkim_key_list(st, d->id, count_cb, &n) != STORE_OK) {
+        snprintf(err, errlen, "cannot read the store");
+        return STORE_ERROR;
+    }
+    if (n > 0)
+        return STORE_OK;
+    char dir[900];
+    if (strlen(data_dir) + strlen(d->domain) + 16 >= sizeof dir) {
+        snprintf(err, errlen, "data_dir is too long");
+        return STORE_ERROR;
+    }
+    snprintf(dir, sizeof dir, "%s/dkim", data_dir);
+    if (mkdir_0700(dir) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return STORE_ERROR;
+    }
+    snprintf(dir, sizeof dir, "%s/dkim/%s", data_dir, d->domain);
+    if (mkdir_0700(dir) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return STORE_ERROR;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char day[16];
+    strftime(day, sizeof day, "%Y%m%d", &tm);
+    static const struct { enum dkim_algorithm alg; char suffix; } kinds[] = {
+        { DKIM_ALG_RSA_SHA256, 'r' }, { DKIM_ALG_ED25519_SHA256, 'e' },
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        struct store_dkim_key k;
+        memset(&k, 0, sizeof k);
+        k.domain_id = d->id;
+        snprintf(k.selector, sizeof k.selector, "s%s%c", day, kinds[i].suffix);
+        snprintf(k.algorithm, sizeof k.algorithm, "%s", dkim_algorithm_name(kinds[i].alg));
+        snprintf(k.key_path, sizeof k.key_path, "%s/%s.pem", dir, k.selector);
+        k.status = STORE_KEY_ACTIVE;
+        k.created_at = (int64_t)now;
+        struct buf rec;
+        buf_init(&rec, sizeof k.record - 1);
+        char kerr[256];
+        struct stat sb;
+        enum dkim_status ks = DKIM_OK;
+        if (stat(k.key_path, &sb) == 0) {
+            /* left by an earlier attempt that did not reach the store */
+            struct dkim_signer *sg = dkim_signer_load(k.key_path, kerr, sizeof kerr);
+            ks = sg && dkim_signer_record(sg, &rec) == 0 ? DKIM_OK : DKIM_ESYS;
+            dkim_signer_free(sg);
+        } else {
+            ks = dkim_keygen(kinds[i].alg, 0, false, k.key_path, &rec, kerr, sizeof kerr);
+        }
+        if (ks != DKIM_OK) {
+            buf_free(&rec);
+            snprintf(err, errlen, "cannot make the DKIM key %s: %s", k.key_path, kerr);
+            return STORE_ERROR;
+        }
+        snprintf(k.record, sizeof k.record, "%s", buf_cstr(&rec));
+        buf_free(&rec);
+        int rc = store_dkim_key_insert(st, &k);
+        if (rc != STORE_OK && rc != STORE_EXISTS) {
+            snprintf(err, errlen, "cannot write the store");
+            return STORE_ERROR;
+        }
+        log_msg(LOG_INFO, "identities", "event=dkim_key_created domain=%s selector=%s "
+                "algorithm=%s", d->domain, k.selector, k.algorithm);
+    }
+    return STORE_OK;
 }

@@ -49,6 +49,16 @@ int identity_domain_verify(struct store *st, struct dns_resolver *dns, int64_t a
                            char *err, size_t errlen);
 /* The SPEC §3 JSON of a domain identity: {"domain","status","records":[...]} */
 json_t *identity_domain_json(const struct store_domain *d);
+/* The same with the records that need the store (the DKIM keys). */
+json_t *identity_domain_json_full(struct store *st, const struct store_domain *d);
+
+/* Makes sure the domain has signing keys: when it has none, generates an
+ * RSA-2048 and an Ed25519 key (DKIM_DEFAULT_RSA_BITS; selectors
+ * sYYYYMMDDr / sYYYYMMDDe) into DATA_DIR/dkim/DOMAIN/SELECTOR.pem (0600,
+ * directories 0700) and records them active. Returns STORE_OK or
+ * STORE_ERROR with err. */
+int identity_domain_keys(struct store *st, const char *data_dir, const struct store_domain *d,
+                         char *err, size_t errlen);
 /* "pending", "verified", "failed", "expired" (enum store_identity_status). */
 const char *identity_status_name(int status);
 
