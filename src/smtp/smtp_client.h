@@ -15,6 +15,13 @@
 
 #include "util/limits.h"
 
+/* Reply limits (to move into util/limits.h): a reply line is 512 octets
+ * with its CRLF (RFC 5321 §4.5.3.1.5); a longer one is cut there and the
+ * rest of it discarded. A whole (multi-line) reply over 64 KiB ends the
+ * session (FAILED). */
+#define SMTP_CLIENT_REPLY_LINE_MAX 512
+#define SMTP_CLIENT_REPLY_MAX      65536
+
 enum smtp_client_tls { SMTP_TLS_OPPORTUNISTIC = 0, SMTP_TLS_REQUIRED, SMTP_TLS_NEVER };
 
 struct smtp_client_params {
@@ -38,6 +45,12 @@ enum smtp_client_event {
     SMTP_CLIENT_CLOSED,          /* QUIT answered, or the server closed */
 };
 
+/* Hooks are called from inside smtp_client_feed / _send / _tls_done /
+ * _abort. message_done and the READY event may call smtp_client_send or
+ * smtp_client_quit (the client is READY by then); no hook may call
+ * smtp_client_free, and write must not call back into the client (a
+ * transport that sees a write error calls smtp_client_abort afterwards).
+ * After FAILED or CLOSED nothing more is written or reported. */
 struct smtp_client_hooks {
     void *arg;
     void (*write)(void *arg, const char *data, size_t len);
@@ -82,5 +95,11 @@ void smtp_client_abort(struct smtp_client *c, const char *why);
  * §4.5.3.2: greeting 5 min, MAIL 5, RCPT 5, DATA 2, data block 3, end of
  * data 10 min); tests may scale them with smtp_client_set_timeout_scale. */
 unsigned smtp_client_timeout_ms(const struct smtp_client *c);
+/* Added: how long one write may take to drain (the "data block" timeout of
+ * §4.5.3.2.5, 3 min), for the transport's write timeout; scaled too. */
+unsigned smtp_client_write_timeout_ms(const struct smtp_client *c);
+/* Added: multiplies every timeout above (tests: 0.001 makes 5 min 300 ms).
+ * Default 1. */
+void smtp_client_set_timeout_scale(struct smtp_client *c, double scale);
 
 #endif
