@@ -169,3 +169,55 @@ void api_domains_verify(struct api_call *c)
     }
     api_json(c, 200, j);
 }
+
+/* PUT /v1/domains/{d}/mail-from {"mail_from_domain": "bounce.example.com"}:
+ * the custom MAIL FROM (bounce) domain, a subdomain of d; messages from d
+ * then leave with bounce+TOKEN@ that domain, so SPF aligns for DMARC.
+ * {"mail_from_domain": null} removes it. Publishing its MX and SPF and
+ * checking them is the identities issue's work. */
+void api_domains_mail_from(struct api_call *c)
+{
+    char norm[DNS_MAX_NAME_LEN + 1];
+    if (domain_of_path(c, norm, sizeof norm) != 0)
+        return;
+    json_t *v = json_object_get(c->body, "mail_from_domain");
+    if (json_object_size(c->body) != 1 || (!json_is_string(v) && !json_is_null(v))) {
+        api_error(c, 400, "invalid_request", "give {\"mail_from_domain\": \"bounce.%s\"}", norm);
+        return;
+    }
+    struct store_domain d;
+    int rc = store_domain_get(c->ctx->st, c->account.id, norm, &d);
+    if (rc == STORE_NOTFOUND) {
+        api_error(c, 404, "not_found", "no such domain in this account");
+        return;
+    }
+    if (rc != STORE_OK) {
+        api_store_error(c);
+        return;
+    }
+    char mf[DNS_MAX_NAME_LEN + 1] = "", err[REASON_MAX];
+    if (json_is_string(v)) {
+        if (strlen(json_string_value(v)) != json_string_length(v) ||
+            identity_domain_normalize(json_string_value(v), mf, sizeof mf, err, sizeof err) != 0) {
+            api_error(c, 400, "invalid_domain", "the MAIL FROM domain is not a domain name");
+            return;
+        }
+        size_t ml = strlen(mf), dl = strlen(norm);
+        if (ml <= dl + 1 || mf[ml - dl - 1] != '.' || strcmp(mf + ml - dl, norm) != 0) {
+            api_error(c, 400, "invalid_domain", "the MAIL FROM domain must be a subdomain of %s "
+                      "(for example bounce.%s)", norm, norm);
+            return;
+        }
+    }
+    snprintf(d.mail_from_domain, sizeof d.mail_from_domain, "%s", mf);
+    if (store_domain_update(c->ctx->st, &d) != STORE_OK) {
+        api_store_error(c);
+        return;
+    }
+    json_t *j = identity_domain_json_full(c->ctx->st, &d);
+    if (j && api_set(j, "mail_from_domain", mf[0] ? api_str(mf) : json_null()) != 0) {
+        json_decref(j);
+        j = NULL;
+    }
+    api_json(c, 200, j);
+}
