@@ -12,6 +12,13 @@
 
 #include "util/buf.h"
 
+/* util/limits.h is not this module's file: the MIME building limits live here. */
+#define MIME_FOLD_LEN           78  /* RFC 5322 §2.1.1: header lines SHOULD be shorter */
+#define MIME_ENCODED_WORD_LEN   75  /* RFC 2047 §2: one encoded-word */
+#define MIME_QP_LINE_LEN        76  /* RFC 2045 §6.7 (5): encoded lines, soft break '=' included */
+#define MIME_B64_LINE_LEN       76  /* RFC 2045 §6.8 */
+#define MIME_MAX_FIELD_NAME_LEN 76  /* an extra header's name ("Name: " fits a folded line) */
+
 struct mime_header { const char *name; const char *value; };
 
 struct mime_message {
@@ -44,7 +51,15 @@ int mime_check_raw(const char *msg, size_t len, size_t max_size, bool *has_date,
                    bool *has_msgid, char *err, size_t errlen);
 
 /* RFC 2047 encoded-word(s) for a header value when it is not printable
- * ASCII (else the value as is), folded for a field named name. */
+ * ASCII (else the value as is), folded for a field named name.
+ * Appends the value only: the caller writes "Name: " before it and CRLF
+ * after it; folds are CRLF + the white space that was there (ASCII values
+ * are folded at their own spaces; encoded-words are UTF-8, B or Q, whichever
+ * is shorter, each at most 75 octets, one per line when needed so lines
+ * stay within 78 octets). An ASCII value is encoded anyway when one of its
+ * words would make a line longer than 998 octets. Returns 0, or -1 for an
+ * invalid name, a value that is not UTF-8 or holds CR, LF or another
+ * control octet but TAB, or out's cap (out is then unchanged). */
 int mime_encode_header(const char *name, const char *value, struct buf *out);
 
 #endif
