@@ -192,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     for (unsigned i = 0; i < prior_failures; i++)
         authfail_record(authfail, "192.0.2.77", time(NULL));
-    struct api_context ctx = { st, dns, creds, authfail, metrics, &cfg };
+    struct api_context ctx = { st, dns, creds, authfail, metrics, &cfg, NULL };
     struct api_request req = {
         .method = method,
         .path = path,

@@ -158,7 +158,8 @@ static int setup(void **state)
     assert_non_null(fx.creds);
     assert_non_null(fx.authfail);
     assert_non_null(fx.metrics);
-    fx.ctx = (struct api_context){ fx.st, fx.dns, fx.creds, fx.authfail, fx.metrics, &fx.cfg };
+    fx.ctx = (struct api_context){ fx.st, fx.dns, fx.creds, fx.authfail, fx.metrics, &fx.cfg,
+                                   NULL };
     account_set_hash_cost(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
     assert_int_equal(account_create(fx.st, "alice", false, 0, 0, &fx.a, &fx.sa, err, sizeof err),
                      STORE_OK);
@@ -431,7 +432,9 @@ static void account_routes(void **state)
                      ACCOUNT_SANDBOX_MAX_RATE);
     assert_true(json_is_integer(json_object_get(R.json, "sent_last_24h")));
     assert_true(json_is_false(json_object_get(R.json, "dmarc_report_only")));
-    assert_int_equal(json_object_size(R.json), 6);
+    assert_int_equal(json_integer_value(json_object_get(R.json, "quota_remaining")),
+                     ACCOUNT_SANDBOX_MAX_24H);    /* nothing sent yet */
+    assert_int_equal(json_object_size(R.json), 7);
 
     call("GET", "/v1/account", B, NULL);
     assert_true(json_is_false(json_object_get(R.json, "sandbox")));

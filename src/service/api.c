@@ -3,7 +3,8 @@
  * bodies and errors, the shared helpers of api_internal.h, and the two
  * routes without an account (/healthz, /metrics).
  * It does not: touch sockets (http_server.c does), or know the areas'
- * objects (api_account.c, api_domains.c, api_inbound.c, api_rules.c). */
+ * objects (api_account.c, api_domains.c, api_inbound.c, api_rules.c,
+ * api_send.c, api_messages.c, api_suppressions.c, api_webhooks.c). */
 #include "service/api.h"
 
 #include <ctype.h>
@@ -59,6 +60,14 @@ static const struct route routes[] = {
     { "GET", "/v1/rules", api_rules_list, ROUTE_AUTH, 0 },
     { "POST", "/v1/rules", api_rules_create, ROUTE_AUTH | ROUTE_JSON, RULES_MAX_JSON },
     { "DELETE", "/v1/rules/{}", api_rules_delete, ROUTE_AUTH, 0 },
+    { "GET", "/v1/messages/{}", api_messages_get, ROUTE_AUTH, 0 },
+    { "GET", "/v1/suppressions", api_suppressions_list, ROUTE_AUTH, 0 },
+    { "POST", "/v1/suppressions", api_suppressions_put, ROUTE_AUTH | ROUTE_JSON,
+      API_MAX_SMALL_BODY },
+    { "DELETE", "/v1/suppressions/{}", api_suppressions_delete, ROUTE_AUTH, 0 },
+    { "GET", "/v1/webhooks", api_webhooks_list, ROUTE_AUTH, 0 },
+    { "POST", "/v1/webhooks", api_webhooks_create, ROUTE_AUTH | ROUTE_JSON, API_MAX_SMALL_BODY },
+    { "DELETE", "/v1/webhooks/{}", api_webhooks_delete, ROUTE_AUTH, 0 },
 };
 
 /* ---- helpers shared by the handlers ---- */

@@ -17,6 +17,8 @@
 #include "util/buf.h"
 #include "util/limits.h"
 
+struct outbound;
+
 struct api_context {
     struct store *st;                    /* this thread's connection */
     struct dns_resolver *dns;            /* domain verification */
@@ -24,6 +26,9 @@ struct api_context {
     struct authfail_limiter *authfail;
     struct metrics *metrics;
     const struct sesame_config *cfg;
+    /* Added by D6: POST /v1/messages hands over here (service/outbound.h);
+     * NULL: that route answers 503. */
+    struct outbound *outbound;
 };
 
 struct api_request {
@@ -57,6 +62,17 @@ struct api_response {
 #define API_INBOUND_MAX_LIMIT     100
 /* Bodies of the small JSON routes (everything but sending mail). */
 #define API_MAX_SMALL_BODY      65536
+/* Added by D6 (issue 6). POST /v1/messages: envelope recipients (to + cc +
+ * bcc) per message, as Amazon SES allows; extra header fields. */
+#define API_MAX_RECIPIENTS        50
+#define API_MAX_EXTRA_HEADERS     50
+/* GET /v1/suppressions: page size when no limit= is given, and the largest. */
+#define API_SUPPRESSIONS_DEFAULT_LIMIT 100
+#define API_SUPPRESSIONS_MAX_LIMIT     1000
+/* Webhooks per account (SES: 10 event destinations per configuration set). */
+#define API_MAX_WEBHOOKS          10
+/* Bytes of random webhook secret (shown as hex). */
+#define API_WEBHOOK_SECRET_BYTES  32
 
 /* Never fails: every outcome, including running out of memory, is a
  * status and (except 204) a body. */

@@ -1,5 +1,5 @@
-/* GET and PATCH /v1/account: the caller's own account, its quotas and what
- * it sent in the last 24 hours. The only field an account changes itself
+/* GET and PATCH /v1/account: the caller's own account, its quotas, what
+ * it sent in the last 24 hours and what it may still send in them. The only field an account changes itself
  * is dmarc_report_only; sandbox and quotas are the operator's
  * (`sesame account ...`). */
 #include <string.h>
@@ -18,11 +18,13 @@ static void account_reply(struct api_call *c, const struct store_account *a)
         return;
     }
     json_t *name = api_str(a->name);
-    api_json(c, 200, name ? json_pack("{s:o, s:b, s:I, s:I, s:I, s:b}", "account", name,
+    int64_t remaining = (int64_t)a->max_24h - sent;
+    api_json(c, 200, name ? json_pack("{s:o, s:b, s:I, s:I, s:I, s:I, s:b}", "account", name,
                                       "sandbox", a->sandbox, "max_24h", (json_int_t)a->max_24h,
                                       "max_rate", (json_int_t)a->max_rate, "sent_last_24h",
-                                      (json_int_t)sent, "dmarc_report_only",
-                                      a->dmarc_report_only)
+                                      (json_int_t)sent, "quota_remaining",
+                                      (json_int_t)(remaining > 0 ? remaining : 0),
+                                      "dmarc_report_only", a->dmarc_report_only)
                           : NULL);
 }
 

@@ -1,6 +1,7 @@
 /* What the API's files share (api.c: routing, auth, errors and helpers;
- * api_account.c, api_domains.c, api_inbound.c, api_rules.c: the handlers
- * of one area each). Not for use outside src/service/api*.c. */
+ * api_account.c, api_domains.c, api_inbound.c, api_rules.c,
+ * api_send.c, api_messages.c, api_suppressions.c, api_webhooks.c: the
+ * handlers of one area each). Not for use outside src/service/api*.c. */
 #ifndef SESAME_SERVICE_API_INTERNAL_H
 #define SESAME_SERVICE_API_INTERNAL_H
 #include <jansson.h>
@@ -51,6 +52,13 @@ int api_query_get(const char *query, const char *name, char *out, size_t outlen)
 /* Adds key → value to obj; returns -1 when memory ran out. */
 int api_set(json_t *obj, const char *key, json_t *value);
 
+/* An envelope address from a JSON value: "addr@domain" or "Name
+ * <addr@domain>", one mailbox, a dot-atom local part (UTF-8 allowed),
+ * the domain lower case, at most SMTP_MAX_PATH_LEN octets. Writes
+ * local@domain to out. Returns 0, or -1 with a reason in err.
+ * (api_suppressions.c) */
+int api_address(const char *s, char *out, size_t outlen, char *err, size_t errlen);
+
 /* Handlers */
 void api_account_get(struct api_call *c);
 void api_account_patch(struct api_call *c);
@@ -64,5 +72,13 @@ void api_inbound_raw(struct api_call *c);
 void api_rules_list(struct api_call *c);
 void api_rules_create(struct api_call *c);
 void api_rules_delete(struct api_call *c);
+void api_messages_send(struct api_call *c);
+void api_messages_get(struct api_call *c);
+void api_suppressions_list(struct api_call *c);
+void api_suppressions_put(struct api_call *c);
+void api_suppressions_delete(struct api_call *c);
+void api_webhooks_create(struct api_call *c);
+void api_webhooks_list(struct api_call *c);
+void api_webhooks_delete(struct api_call *c);
 
 #endif
