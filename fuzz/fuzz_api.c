@@ -1,7 +1,10 @@
 /* libFuzzer target: api_handle on arbitrary requests, against a real
  * SQLite store in a temporary data_dir made once, holding one account
  * (whose key the input may use, so authenticated routes are reached), a
- * few stored messages and a rule. DNS answers from an empty in-memory
+ * few stored messages and a rule, an outbound message with its events, a
+ * suppression and a webhook (and the same of another account). Sending
+ * (POST /v1/messages) runs without an outbound engine, so it checks the
+ * request and answers 503 rather than queue anything. DNS answers from an empty in-memory
  * zone. The answer must always be well formed: a status from the known
  * set, a body (JSON that parses, with the error shape for errors) except
  * for 204.
@@ -25,6 +28,7 @@
 
 #include "dns/dns_zone.h"
 #include "service/api.h"
+#include "service/events.h"
 #include "util/log.h"
 
 static char dir[64];
@@ -77,6 +81,44 @@ static void add_message(int64_t account, const char *subject)
         abort();
 }
 
+/* An outbound message of account with a Send and a Delivery event, a
+ * suppression and a webhook. */
+static void add_outbound(int64_t account, const char *who)
+{
+    const char *rcpts[] = { "r1@fuzz.example", "r2@fuzz.example" };
+    struct store_outbound m;
+    memset(&m, 0, sizeof m);
+    m.account_id = account;
+    snprintf(m.mail_from, sizeof m.mail_from, "%s@sender.example", who);
+    m.rcpts = rcpts;
+    m.nrcpt = 2;
+    snprintf(m.message_id, sizeof m.message_id, "<%s@sender.example>", who);
+    m.source = "api";
+    const char raw[] = "From: s@sender.example\r\nSubject: x\r\n\r\nbody\r\n";
+    if (store_outbound_insert(st, &m, raw, sizeof raw - 1) != STORE_OK)
+        abort();
+    struct event_mail em = { .message_id = m.id, .timestamp = 1714564800,
+                             .source = m.mail_from, .destination = rcpts, .ndestination = 2 };
+    json_t *ev = event_create("Delivery", &em);
+    event_set_delivery(ev, "r1@fuzz.example", "250 ok", 12, "192.0.2.9:25");
+    if (event_record(st, account, m.id, "", event_create("Send", &em)) != STORE_OK ||
+        event_record(st, account, m.id, "r1@fuzz.example", ev) != STORE_OK)
+        abort();
+    struct store_suppression x;
+    memset(&x, 0, sizeof x);
+    x.account_id = account;
+    snprintf(x.address, sizeof x.address, "%s@suppressed.example", who);
+    snprintf(x.reason, sizeof x.reason, "bounce");
+    struct store_webhook w;
+    memset(&w, 0, sizeof w);
+    w.account_id = account;
+    snprintf(w.url, sizeof w.url, "https://hooks.example/%s", who);
+    snprintf(w.events, sizeof w.events, "Delivery,Bounce");
+    snprintf(w.secret, sizeof w.secret, "secret-%s", who);
+    if (store_suppression_put(st, &x) != STORE_OK || store_webhook_insert(st, &w) != STORE_OK)
+        abort();
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -112,6 +154,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (store_rule_insert(st, a.id, "{\"name\":\"r\",\"actions\":[{\"type\":\"store\"}]}", &rid) !=
         STORE_OK)
         abort();
+    add_outbound(a.id, "fuzz");            /* message 1, webhook 1 */
+    add_outbound(other.id, "other");       /* message 2, webhook 2 */
     return 0;
 }
 
@@ -133,7 +177,8 @@ static char *field(const uint8_t **p, size_t *n)
 
 static void check(const struct api_response *r)
 {
-    static const int known[] = { 200, 201, 204, 400, 401, 404, 405, 409, 413, 429, 500, 503 };
+    static const int known[] = { 200, 201, 202, 204, 400, 401, 404, 405,
+                                 409, 413, 422, 429, 500, 503 };
     bool ok = false;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         ok |= r->status == known[i];
