@@ -1,9 +1,10 @@
 /* Where to deliver mail for a domain (RFC 5321 §5.1): its MX hosts by
  * preference, equal preferences in random order, each with its addresses
- * (AAAA then A... configurable order); the domain itself as an implicit MX
- * when it has no MX but has an address; a null MX (RFC 7505: one MX "."
- * of preference 0) is a permanent failure. Synchronous, through the
- * resolver interface (delivery calls it from worker threads). */
+ * (A then AAAA by default; dns_mx_route_order chooses); the domain itself
+ * as an implicit MX when it has no MX but has an address; a null MX
+ * (RFC 7505: one MX "." of preference 0) is a permanent failure.
+ * Synchronous, through the resolver interface (delivery calls it from
+ * worker threads). See docs/delivery_client.md. */
 #ifndef SESAME_DNS_DNS_MX_H
 #define SESAME_DNS_DNS_MX_H
 #include <stdbool.h>
@@ -41,5 +42,17 @@ struct mx_route {
 /* random: returns a uniform value in [0, n) (NULL: no shuffling, for tests). */
 void dns_mx_route(struct dns_resolver *dns, const char *domain, struct mx_route *out,
                   unsigned (*random)(unsigned n));
+
+/* Added: the order of each host's addresses (dns_mx_route is IPV4_FIRST);
+ * the _ONLY orders do not ask for the other family at all (a host without
+ * IPv6 connectivity). */
+enum mx_addr_order {
+    MX_ADDR_IPV4_FIRST = 0,
+    MX_ADDR_IPV6_FIRST,
+    MX_ADDR_IPV4_ONLY,
+    MX_ADDR_IPV6_ONLY,
+};
+void dns_mx_route_order(struct dns_resolver *dns, const char *domain, struct mx_route *out,
+                        unsigned (*random)(unsigned n), enum mx_addr_order order);
 
 #endif
