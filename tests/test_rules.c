@@ -103,6 +103,14 @@ static void parse_errors(void **state)
           KEEP "}", "conditions[0].value: regex too complex", true },
         { "{\"conditions\":[{\"field\":\"sender\",\"op\":\"regex\",\"value\":\"a{1,32767}\"}],"
           KEEP "}", "conditions[0].value: regex too complex", true },
+        /* found by the fuzzer: each stacked + made glibc duplicate the tree (2 GB) */
+        { "{\"conditions\":[{\"field\":\"sender\",\"op\":\"regex\",\"value\":\"(nT+++++)+++\"}],"
+          KEEP "}", "conditions[0].value: regex a repetition directly after another", true },
+        { "{\"conditions\":[{\"field\":\"sender\",\"op\":\"regex\",\"value\":\"a*{2}\"}],"
+          KEEP "}", "conditions[0].value: regex a repetition directly after another", true },
+        /* X+ doubles X: twelve nested + would be 4096 copies */
+        { "{\"conditions\":[{\"field\":\"sender\",\"op\":\"regex\",\"value\":\"((((((((((((ab)+c)+d)+e)+f)+g)+h)+i)+j)+k)+l)+m)+\"}],"
+          KEEP "}", "conditions[0].value: regex too complex", true },
         { "{\"conditions\":[{\"field\":\"spf\",\"op\":\"equals\",\"value\":\"passs\"}]," KEEP "}",
           "conditions[0].value: \"passs\" is not a spf result (pass, fail, softfail, neutral, "
           "none, temperror, permerror)", false },

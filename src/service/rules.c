@@ -234,9 +234,12 @@ static bool header_name_ok(const char *s)
 }
 
 /* Walks an ERE and sums the size glibc's compiler expands it to, bounds
- * multiplied out (nested ones too): "(a{100}){100}" would be 10,000 nodes.
- * Back-references (a glibc extension to ERE) are refused: matching with
- * them is exponential. Syntax errors are left to regcomp. */
+ * multiplied out (nested ones too): "(a{100}){100}" would be 10,000 nodes,
+ * and "X+" is compiled as "XX*", so each + doubles X. A repetition
+ * directly after another ("a++", "a*{2}": undefined in POSIX ERE) is
+ * refused: glibc duplicates the tree for each, which the fuzzer turned
+ * into gigabytes. Back-references (a glibc extension to ERE) are refused:
+ * matching with them is exponential. Syntax errors are left to regcomp. */
 static int regex_check(const char *p, const char **why)
 {
     enum { DEPTH = 64 };
@@ -244,9 +247,16 @@ static int regex_check(const char *p, const char **why)
     const unsigned long cap = RULES_MAX_REGEX_COST + 1;
     int d = 0;
     size_t n = strlen(p);
+    bool after_dup = false;   /* the previous token was a repetition */
     for (size_t i = 0; i < n;) {
         char ch = p[i];
         unsigned long atom = 1;
+        bool is_dup = ch == '*' || ch == '+' || ch == '?' || (ch == '{' && last[d] > 0);
+        if (is_dup && after_dup) {
+            *why = "a repetition directly after another (like \"a++\") is not supported";
+            return -1;
+        }
+        after_dup = false;
         if (ch == '\\') {
             if (i + 1 < n && p[i + 1] >= '1' && p[i + 1] <= '9') {
                 *why = "back-references are not supported";
@@ -313,14 +323,26 @@ static int regex_check(const char *p, const char **why)
                     *why = "too complex (repetition bounds multiply past the limit)";
                     return -1;
                 }
+                after_dup = true;
                 i = j + 1;
                 continue;
             }
             i++;   /* not a bound: a literal '{' */
         } else if (ch == '*' || ch == '+' || ch == '?' || ch == '|') {
-            total[d] = total[d] + 1 < cap ? total[d] + 1 : cap;
+            unsigned long add = 1;
+            if (ch == '+') {   /* X+ is XX*: X once more */
+                add += last[d];
+                last[d] = last[d] * 2 < cap ? last[d] * 2 : cap;
+            }
+            total[d] = total[d] + add < cap ? total[d] + add : cap;
             if (ch == '|')
                 last[d] = 0;
+            else
+                after_dup = true;
+            if (total[d] >= cap) {
+                *why = "too complex";
+                return -1;
+            }
             i++;
             continue;
         } else {
