@@ -170,6 +170,16 @@ static void test_minimal_mail(void **state)
     expect_json(json_object_get(json_object_get(ev, "mail"), "commonHeaders"),
                 "{\"from\": [\"s@example.com\"], \"subject\": \"Hi\"}");
     json_decref(ev);
+    /* bytes that are not UTF-8 (a Latin-1 subject, a truncated sequence)
+     * become U+FFFD; the event is not lost */
+    m.subject = "caf\xe9 \xe2\x82";
+    ev = event_create("Send", &m);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(ev, "mail"), "commonHeaders"),
+                            "subject")),
+                        "caf\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd");
+    json_decref(ev);
 }
 
 static void test_delivery(void **state)
@@ -394,6 +404,7 @@ static void verify_signature(const char *secret, const char *ts, const char *bod
 
 struct seen {
     char uri[128], ctype[64], ts[32], sig[80], evid[24];
+    double at;                   /* CLOCK_MONOTONIC seconds */
     char *body;
     size_t len;
 };
@@ -411,6 +422,13 @@ static struct store *st;
 static char dir[64];
 static struct store_account acc, other;
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void copy_header(struct evkeyvalq *h, const char *name, char *out, size_t n)
 {
     const char *v = evhttp_find_header(h, name);
@@ -424,6 +442,7 @@ static void handle(struct evhttp_request *req, void *arg)
     struct seen *r = &s->reqs[s->nreq];
     int code = s->codes[s->nreq];
     s->nreq++;
+    r->at = now_s();
     snprintf(r->uri, sizeof r->uri, "%s", evhttp_request_get_uri(req));
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     copy_header(h, "Content-Type", r->ctype, sizeof r->ctype);
@@ -459,13 +478,6 @@ static void server_stop(struct server *s)
     evhttp_free(s->http);
     for (size_t i = 0; i < s->nreq; i++)
         free(s->reqs[i].body);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Runs the loop until *n reaches want (or timeout s passed); then a little
@@ -772,7 +784,9 @@ static void test_restart(void **state)
     d = dispatcher(wc);
     run_until(&s.nreq, 2, 6, 0.3);
     assert_int_equal(s.nreq, 2);
-    assert_true(strtoll(s.reqs[1].ts, NULL, 10) >= strtoll(s.reqs[0].ts, NULL, 10) + 2);
+    /* not before the lease (2 s from the claim, in whole seconds) ended */
+    assert_true(strtoll(s.reqs[1].ts, NULL, 10) >= strtoll(s.reqs[0].ts, NULL, 10) + 1);
+    assert_true(s.reqs[1].at - s.reqs[0].at >= 0.9);
     assert_string_equal(s.reqs[0].evid, s.reqs[1].evid);
     event_dispatcher_free(d);
     webhook_client_free(wc);

@@ -152,11 +152,69 @@ static int64_t iso_parse(const char *s)
 
 /* ---- building ---- */
 
+/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* A JSON string of s; bytes that are not UTF-8 (a subject taken from a
+ * raw header may hold anything) become U+FFFD rather than lose the event. */
+static json_t *jstr(const char *s)
+{
+    if (!s)
+        s = "";
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s), o = 0;
+    char *t = malloc(3 * n + 1);
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_len((const unsigned char *)s + i, n - i);
+        if (k) {
+            memcpy(t + o, s + i, k);
+            o += k;
+            i += k;
+        } else {
+            memcpy(t + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    t[o] = '\0';
+    j = json_string(t);
+    free(t);
+    return j;
+}
+
 static int set_str(json_t *o, const char *key, const char *v)
 {
-    json_t *j = json_string(v ? v : "");
-    if (!j)   /* not UTF-8: say so rather than drop the event */
-        j = json_string("(not UTF-8)");
+    json_t *j = jstr(v);
     return j ? json_object_set_new(o, key, j) : -1;
 }
 
@@ -164,7 +222,7 @@ static json_t *str_array(const char *const *v, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++) {
-        json_t *s = json_string(v[i] ? v[i] : "");
+        json_t *s = jstr(v[i]);
         if (!s || json_array_append_new(a, s) != 0) {
             json_decref(a);
             return NULL;
@@ -354,7 +412,7 @@ void event_set_delivery(json_t *ev, const char *rcpt, const char *smtp_response,
 {
     json_t *d = details(ev, "delivery");
     json_t *r = d ? array_in(d, "recipients") : NULL;
-    json_t *addr = json_string(rcpt ? rcpt : "");
+    json_t *addr = jstr(rcpt);
     char ip[INET6_ADDRSTRLEN];
     if (!r || !addr || json_array_append_new(r, addr) != 0 ||
         json_object_set_new(d, "processingTimeMillis",
