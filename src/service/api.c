@@ -54,6 +54,8 @@ static const struct route routes[] = {
     { "POST", "/v1/domains", api_domains_create, ROUTE_AUTH | ROUTE_JSON, API_MAX_SMALL_BODY },
     { "GET", "/v1/domains/{}", api_domains_get, ROUTE_AUTH, 0 },
     { "POST", "/v1/domains/{}/verify", api_domains_verify, ROUTE_AUTH, 0 },
+    { "PUT", "/v1/domains/{}/mail-from", api_domains_mail_from, ROUTE_AUTH | ROUTE_JSON,
+      API_MAX_SMALL_BODY },
     { "GET", "/v1/inbound", api_inbound_list, ROUTE_AUTH, 0 },
     { "GET", "/v1/inbound/{}", api_inbound_get, ROUTE_AUTH, 0 },
     { "GET", "/v1/inbound/{}/raw", api_inbound_raw, ROUTE_AUTH, 0 },

@@ -66,6 +66,7 @@ void api_domains_create(struct api_call *c);
 void api_domains_list(struct api_call *c);
 void api_domains_get(struct api_call *c);
 void api_domains_verify(struct api_call *c);
+void api_domains_mail_from(struct api_call *c);
 void api_inbound_list(struct api_call *c);
 void api_inbound_get(struct api_call *c);
 void api_inbound_raw(struct api_call *c);

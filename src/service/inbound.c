@@ -63,6 +63,7 @@ static bool mx_check_mail(void *arg, const struct smtp_envelope *env, struct smt
     (void)r;
     struct conn *c = arg;
     c->rcpt_account = 0;     /* a new transaction */
+    c->feedback_rcpt = 0;
     return true;
 }
 
@@ -77,6 +78,33 @@ static bool mx_check_rcpt(void *arg, const struct smtp_envelope *env, const char
     if (!at || strlen(at + 1) > DNS_MAX_NAME_LEN || at[1] == '[') {
         metric_inc(svc->m.msg_rejected_relay);
         smtp_reply_set(r, 550, "5.7.1", "<%s>: Relay access denied", rcpt);
+        return false;
+    }
+    /* feedback to a VERP address: bounce+TOKEN@ any of our bounce domains
+     * (the token's HMAC is the authority, not the domain) */
+    size_t local_len = (size_t)(at - rcpt);
+    if (local_len < SMTP_MAX_LOCALPART_LEN + 1 && strncasecmp(rcpt, "bounce+", 7) == 0) {
+        char local[SMTP_MAX_LOCALPART_LEN + 1];
+        memcpy(local, rcpt, local_len);
+        local[local_len] = '\0';
+        int64_t rid;
+        struct store_delivery sd;
+        if (outbound_verp_parse(svc->outbound, local, &rid) &&
+            store_delivery_get(svc->st, rid, &sd) == STORE_OK) {
+            if (c->rcpt_account && (c->rcpt_account != sd.account_id || c->feedback_rcpt == 0 ||
+                                    c->feedback_rcpt != rid)) {
+                smtp_reply_set(r, 452, "4.5.3", "<%s>: One report per transaction, send it in "
+                               "another", rcpt);
+                return false;
+            }
+            c->rcpt_account = sd.account_id;
+            c->feedback_rcpt = rid;
+            return true;
+        }
+    }
+    if (c->feedback_rcpt) {
+        smtp_reply_set(r, 452, "4.5.3", "<%s>: One report per transaction, send it in another",
+                       rcpt);
         return false;
     }
     snprintf(domain, sizeof domain, "%s", at + 1);
@@ -434,6 +462,10 @@ static void mx_data(void *arg, const struct smtp_envelope *env, char *msg, size_
 {
     struct conn *c = arg;
     struct service *svc = c->svc;
+    if (c->feedback_rcpt) {
+        feedback_submit(c, msg, len);
+        return;
+    }
     struct inbound_job *j = calloc(1, sizeof *j);
     if (j)
         j->rcpts = calloc(env->nrcpt ? env->nrcpt : 1, sizeof *j->rcpts);

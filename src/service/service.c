@@ -69,6 +69,12 @@ void service_metrics_init(struct service *svc)
                                            "messages dropped by a rule", "reason=\"rule\"");
     sm->msg_quarantined = metrics_counter(m, "sesame_messages_quarantined_total",
                                           "messages stored with the quarantine flag", NULL);
+    static const char *fb_kinds[4] = { "kind=\"bounce\"", "kind=\"transient\"",
+                                       "kind=\"delay\"", "kind=\"complaint\"" };
+    for (int i = 0; i < 4; i++)
+        sm->feedback[i] = metrics_counter(m, "sesame_feedback_reports_total",
+                                          "DSN and ARF reports received at VERP addresses",
+                                          fb_kinds[i]);
     const char *au = "sesame_smtp_auth_total", *auh = "SMTP AUTH attempts";
     sm->auth_ok = metrics_counter(m, au, auh, "result=\"ok\"");
     sm->auth_failed = metrics_counter(m, au, auh, "result=\"failed\"");
@@ -232,10 +238,17 @@ struct service *service_new(const struct sesame_config *cfg, const char *config_
     svc->workq = workq_new(svc->base, cfg->workers, cfg->store, cfg->data_dir, err, errlen);
     if (!svc->webhooks || !svc->workq)
         goto fail;
+    svc->outbound = outbound_new(cfg, svc->gc, svc->st, err, errlen);
+    if (!svc->outbound)
+        goto fail;
+    svc->delivery = delivery_start(cfg, svc->outbound, svc->dns, svc->client_tls, err, errlen);
+    if (!svc->delivery)
+        goto fail;
+    outbound_set_notify(svc->outbound, (void (*)(void *))delivery_kick, svc->delivery);
     if (cfg->http.text[0]) {
         struct api_context proto = { .st = NULL, .dns = svc->dns, .creds = svc->creds,
                                      .authfail = svc->authfail, .metrics = svc->metrics,
-                                     .cfg = &svc->cfg };
+                                     .cfg = &svc->cfg, .outbound = svc->outbound };
         svc->http = http_server_start(&cfg->http, &proto, err, errlen);
         if (!svc->http)
             goto fail;
@@ -277,7 +290,9 @@ void service_free(struct service *svc)
     conn_listeners_stop(svc);
     if (svc->http)
         http_server_stop(svc->http);
+    delivery_stop(svc->delivery);
     workq_free(svc->workq);
+    outbound_free(svc->outbound);
     group_commit_free(svc->gc);
     if (svc->webhooks)
         webhook_client_free(svc->webhooks);

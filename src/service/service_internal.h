@@ -19,6 +19,8 @@
 #include "service/config.h"
 #include "service/group_commit.h"
 #include "service/metrics.h"
+#include "service/outbound.h"
+#include "service/delivery.h"
 #include "service/ratelimit.h"
 #include "service/webhook.h"
 #include "service/workq.h"
@@ -42,7 +44,7 @@ struct service_metrics {
     struct metric *conn_total[2], *conn_open[2], *conn_refused_limit;
     struct metric *msg_accepted[2], *msg_rejected_relay, *msg_rejected_dmarc,
         *msg_rejected_rule, *msg_rejected_sender, *msg_tempfail, *msg_dropped_rule,
-        *msg_quarantined;
+        *msg_quarantined, *feedback[4];
     struct metric *auth_ok, *auth_failed, *auth_blocked;
     struct metric *spf[7], *dkim_pass, *dkim_fail, *dkim_none, *dmarc_pass, *dmarc_fail,
         *dmarc_none;
@@ -66,6 +68,8 @@ struct service {
     struct http_server *http;
     struct workq *workq;
     struct group_commit *gc;             /* the workers' store writes */
+    struct outbound *outbound;           /* accepting mail to send (API, submission) */
+    struct delivery *delivery;           /* the delivery thread */
     struct evconnlistener *listeners[2];
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
     struct conn_list conns;
@@ -93,6 +97,9 @@ struct conn {
     uint64_t id;                 /* for logs and queue ids */
     /* MX: the account of the first accepted recipient */
     int64_t rcpt_account;
+    /* MX: the transaction is feedback (a DSN or ARF report) to the VERP
+     * address of this outbound recipient row */
+    int64_t feedback_rcpt;
     /* submission: the authenticated account */
     bool authed;
     struct store_account account;
@@ -110,6 +117,9 @@ bool conn_release_job(struct conn *c);
 /* inbound.c and submission.c: the session hooks of each role */
 void inbound_hooks(struct conn *c, struct smtp_hooks *h);
 void submission_hooks(struct conn *c, struct smtp_hooks *h);
+
+/* feedback.c: the end of DATA of a report to a VERP address (takes msg) */
+void feedback_submit(struct conn *c, char *msg, size_t len);
 
 /* service.c */
 void service_metrics_init(struct service *svc);

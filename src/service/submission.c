@@ -1,10 +1,11 @@
 /* The submission policy (RFC 6409): AUTH is required; the envelope sender
  * and every From address must be identities the account has verified (a
  * verified domain covers all its addresses); sandbox accounts may send
- * only to their own verified identities. An accepted message gets Date and
- * Message-ID when it lacks them (RFC 6409 §8) and is handed to the
- * outbound queue in the store before the 250. Delivery, DKIM signing and
- * quotas build on that queue. */
+ * only to their own verified identities. Those are checked early (MAIL,
+ * RCPT) for a clear refusal; the end of DATA goes through outbound_accept,
+ * the path the HTTP API shares: From identities, quota and rate,
+ * suppressions, Date/Message-ID (RFC 6409 §8), DKIM signing and the
+ * durable queue, all before the 250. */
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -12,8 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "mail/mail_address.h"
-#include "mail/mail_header.h"
 #include "service/service_internal.h"
 #include "util/log.h"
 
@@ -156,82 +155,6 @@ struct submit_job {
     int64_t stored_id;
 };
 
-/* Checks the From field against the account's identities and finds
- * whether Date / Message-ID are present. Returns 0, or -1 with r set. */
-static int check_header(struct store *st, int64_t account_id, const char *head, size_t len,
-                        bool *has_date, bool *has_msgid, char *msgid, size_t msgidlen,
-                        struct smtp_reply *r)
-{
-    size_t count = 0;
-    struct mail_field *fields = malloc(MAIL_MAX_HEADERS * sizeof *fields);
-    if (!fields) {
-        smtp_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
-        return -1;
-    }
-    mail_header_fields(head, len, fields, MAIL_MAX_HEADERS, &count, NULL);
-    if (count > MAIL_MAX_HEADERS)
-        count = MAIL_MAX_HEADERS;
-    const struct mail_field *from = NULL;
-    size_t nfrom = 0;
-    *has_date = *has_msgid = false;
-    msgid[0] = '\0';
-    for (size_t i = 0; i < count; i++) {
-        if (sv_eq_ci_cstr(fields[i].name, "From")) {
-            from = &fields[i];
-            nfrom++;
-        } else if (sv_eq_ci_cstr(fields[i].name, "Date")) {
-            *has_date = true;
-        } else if (sv_eq_ci_cstr(fields[i].name, "Message-ID")) {
-            *has_msgid = true;
-            struct sv v = sv_trim(mail_field_value(&fields[i]));
-            snprintf(msgid, msgidlen, "%.*s", (int)(v.len < msgidlen ? v.len : msgidlen - 1),
-                     v.p);
-        }
-    }
-    int rc = -1;
-    struct mail_address_list list;
-    char err[128];
-    if (nfrom != 1) {
-        smtp_reply_set(r, 550, "5.6.0", "The message must have exactly one From field (it has %zu)",
-                       nfrom);
-    } else {
-        struct sv v = mail_field_value(from);
-        if (mail_address_list_parse(v.p, v.len, &list, err, sizeof err) != 0 || list.count == 0 ||
-            list.count > MAIL_MAX_MAILBOXES) {
-            smtp_reply_set(r, 550, "5.6.0", "The From field cannot be parsed");
-        } else {
-            rc = 0;
-            for (size_t i = 0; i < list.count && rc == 0; i++) {
-                char addr[SMTP_MAX_LOCALPART_LEN * 4 + SMTP_MAX_DOMAIN_LEN + 2];
-                snprintf(addr, sizeof addr, "%s@%s", list.box[i].local, list.box[i].domain);
-                bool ok = false;
-                if (account_may_send_as(st, account_id, addr, &ok) != STORE_OK) {
-                    smtp_reply_set(r, 451, "4.3.0", "Temporary lookup failure, try again later");
-                    rc = -1;
-                } else if (!ok) {
-                    smtp_reply_set(r, 550, "5.7.1", "From address <%s> is not a verified "
-                                   "identity of this account", addr);
-                    rc = -1;
-                }
-            }
-        }
-    }
-    free(fields);
-    return rc;
-}
-
-struct outbound_write {
-    struct store_outbound *m;
-    const char *raw;
-    size_t len;
-};
-
-static int apply_outbound(struct store *st, void *arg)
-{
-    struct outbound_write *w = arg;
-    return store_outbound_insert(st, w->m, w->raw, w->len);
-}
-
 static void submit_run(struct workq_job *job, struct store *st)
 {
     struct submit_job *j = (struct submit_job *)job;
@@ -239,54 +162,47 @@ static void submit_run(struct workq_job *job, struct store *st)
     smtp_reply_set(&j->reply, 451, "4.3.0", "Temporary failure, try again later");
     if (!st)
         return;
-    size_t head_len, body_off;
-    mail_split_message(j->msg, j->len, &head_len, &body_off);
-    bool has_date, has_msgid;
-    char msgid[256];
-    if (check_header(st, j->account_id, j->msg, head_len, &has_date, &has_msgid, msgid,
-                     sizeof msgid, &j->reply) != 0) {
-        if (j->reply.code >= 500)
-            metric_inc(svc->m.msg_rejected_sender);
+    struct store_account acct;
+    if (store_account_get(st, j->account_id, &acct) != STORE_OK)
         return;
-    }
-    /* RFC 6409 §8.2, §8.3: add what the client left out */
-    struct buf out;
-    buf_init(&out, j->len + 1024);
-    int rc = 0;
-    if (!has_date) {
-        char date[64];
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-        rc |= buf_printf(&out, "Date: %s\r\n", date);
-    }
-    if (!has_msgid) {
-        unsigned char rnd[12];
-        randombytes_buf(rnd, sizeof rnd);
-        char hex[25];
-        sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
-        snprintf(msgid, sizeof msgid, "<%s@%.200s>", hex, svc->cfg.hostname);
-        rc |= buf_printf(&out, "Message-ID: %s\r\n", msgid);
-    }
-    rc |= buf_append(&out, j->msg, j->len);
-    if (rc != 0) {
-        buf_free(&out);
-        return;
-    }
-    struct store_outbound m = {
-        .account_id = j->account_id, .rcpts = (const char *const *)j->rcpts,
-        .nrcpt = j->nrcpt, .created_at = time(NULL), .source = "smtp",
+    struct outbound_request req = {
+        .account = &acct, .mail_from = j->mail_from, .rcpts = (const char *const *)j->rcpts,
+        .nrcpt = j->nrcpt, .msg = j->msg, .len = j->len, .source = "smtp",
     };
-    snprintf(m.mail_from, sizeof m.mail_from, "%s", j->mail_from);
-    snprintf(m.message_id, sizeof m.message_id, "%s", msgid);
-    struct outbound_write ow = { &m, out.data, out.len };
-    struct gc_write w = { .apply = apply_outbound, .arg = &ow };
-    if (group_commit_write(svc->gc, st, &w) == STORE_OK) {
-        j->stored_id = m.id;
-        smtp_reply_set(&j->reply, 250, "2.0.0", "Ok: queued as %lld", (long long)m.id);
+    struct outbound_result res;
+    outbound_accept(svc->outbound, st, &req, &res);
+    char when[40] = "";
+    if (res.retry_at) {
+        time_t t = (time_t)res.retry_at;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
-    buf_free(&out);
+    switch (res.refusal) {
+    case OUTBOUND_OK:
+        j->stored_id = res.message_id;
+        smtp_reply_set(&j->reply, 250, "2.0.0", "Ok: queued as %lld%s", (long long)res.message_id,
+                       res.suppressed ? " (suppressed recipients left out)" : "");
+        break;
+    case OUTBOUND_BAD_MESSAGE:
+        smtp_reply_set(&j->reply, 550, "5.6.0", "%s", res.why);
+        break;
+    case OUTBOUND_IDENTITY:
+    case OUTBOUND_SANDBOX:
+        metric_inc(svc->m.msg_rejected_sender);
+        smtp_reply_set(&j->reply, 550, "5.7.1", "%s", res.why);
+        break;
+    case OUTBOUND_QUOTA:
+    case OUTBOUND_RATE:
+        smtp_reply_set(&j->reply, 451, "4.7.1", "%s; try again after %s", res.why, when);
+        break;
+    case OUTBOUND_ALL_SUPPRESSED:
+        smtp_reply_set(&j->reply, 550, "5.7.1", "%s", res.why);
+        break;
+    case OUTBOUND_TEMPFAIL:
+        smtp_reply_set(&j->reply, 451, "4.3.0", "%s", res.why);
+        break;
+    }
 }
 
 static void submit_done(struct workq_job *job)
