@@ -21,6 +21,7 @@ struct feedback_job {
     struct conn *c;
     struct service *svc;
     int64_t rcpt_id;
+    char mail_from[SMTP_MAX_PATH_LEN + 1];   /* the report's envelope sender */
     char *msg;
     size_t len;
     char queue_id[40];
@@ -108,7 +109,7 @@ static void feedback_run(struct workq_job *job, struct store *st)
         return;
     char err[256] = "";
     struct fb_write w = { .d = &d, .fb = fb };
-    if (feedback_parse(j->msg, j->len, fb, err, sizeof err) != 0) {
+    if (feedback_parse_envelope(j->msg, j->len, j->mail_from, fb, err, sizeof err) != 0) {
         j->outcome = "malformed";
     } else if (fb->kind == FEEDBACK_ARF) {
         w.kind = "complaint";
@@ -165,7 +166,7 @@ static void feedback_done(struct workq_job *job)
     free(j);
 }
 
-void feedback_submit(struct conn *c, char *msg, size_t len)
+void feedback_submit(struct conn *c, const char *mail_from, char *msg, size_t len)
 {
     struct feedback_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -180,6 +181,7 @@ void feedback_submit(struct conn *c, char *msg, size_t len)
     j->c = c;
     j->svc = c->svc;
     j->rcpt_id = c->feedback_rcpt;
+    snprintf(j->mail_from, sizeof j->mail_from, "%s", mail_from);
     j->msg = msg;
     j->len = len;
     service_queue_id(c, j->queue_id, sizeof j->queue_id);

@@ -463,7 +463,7 @@ static void mx_data(void *arg, const struct smtp_envelope *env, char *msg, size_
     struct conn *c = arg;
     struct service *svc = c->svc;
     if (c->feedback_rcpt) {
-        feedback_submit(c, msg, len);
+        feedback_submit(c, env->mail_from, msg, len);
         return;
     }
     struct inbound_job *j = calloc(1, sizeof *j);

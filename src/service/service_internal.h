@@ -119,7 +119,7 @@ void inbound_hooks(struct conn *c, struct smtp_hooks *h);
 void submission_hooks(struct conn *c, struct smtp_hooks *h);
 
 /* feedback.c: the end of DATA of a report to a VERP address (takes msg) */
-void feedback_submit(struct conn *c, char *msg, size_t len);
+void feedback_submit(struct conn *c, const char *mail_from, char *msg, size_t len);
 
 /* service.c */
 void service_metrics_init(struct service *svc);
