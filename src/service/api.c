@@ -62,6 +62,7 @@ static const struct route routes[] = {
     { "GET", "/v1/rules", api_rules_list, ROUTE_AUTH, 0 },
     { "POST", "/v1/rules", api_rules_create, ROUTE_AUTH | ROUTE_JSON, RULES_MAX_JSON },
     { "DELETE", "/v1/rules/{}", api_rules_delete, ROUTE_AUTH, 0 },
+    { "POST", "/v1/messages", api_messages_send, ROUTE_AUTH | ROUTE_JSON, HTTP_MAX_BODY_SIZE },
     { "GET", "/v1/messages/{}", api_messages_get, ROUTE_AUTH, 0 },
     { "GET", "/v1/suppressions", api_suppressions_list, ROUTE_AUTH, 0 },
     { "POST", "/v1/suppressions", api_suppressions_put, ROUTE_AUTH | ROUTE_JSON,
