@@ -2,9 +2,10 @@
  * SQLite store in a temporary data_dir made once, holding one account
  * (whose key the input may use, so authenticated routes are reached), a
  * few stored messages and a rule, an outbound message with its events, a
- * suppression and a webhook (and the same of another account). Sending
- * (POST /v1/messages) runs without an outbound engine, so it checks the
- * request and answers 503 rather than queue anything. DNS answers from an empty in-memory
+ * suppression and a webhook (and the same of another account), a verified
+ * domain (sender.example). Sending (POST /v1/messages) goes through a real
+ * outbound engine; the account's 24 h quota is small, so the queue stays
+ * small however long the fuzzer runs (then sends are 429). DNS answers from an empty in-memory
  * zone. The answer must always be well formed: a status from the known
  * set, a body (JSON that parses, with the error shape for errors) except
  * for 204.
@@ -29,6 +30,8 @@
 #include "dns/dns_zone.h"
 #include "service/api.h"
 #include "service/events.h"
+#include "service/group_commit.h"
+#include "service/outbound.h"
 #include "util/log.h"
 
 static char dir[64];
@@ -39,6 +42,8 @@ static struct dns_resolver *dns;
 static struct cred_cache *creds;
 static struct metrics *metrics;
 static char api_key[ACCOUNT_SECRET_MAX];
+static struct group_commit *gc;
+static struct outbound *ob;
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -50,6 +55,8 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 static void cleanup(void)
 {
+    outbound_free(ob);
+    group_commit_free(gc);
     store_close(st);
     cred_cache_free(creds);
     metrics_free(metrics);
@@ -156,6 +163,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     add_outbound(a.id, "fuzz");            /* message 1, webhook 1 */
     add_outbound(other.id, "other");       /* message 2, webhook 2 */
+    struct store_domain d;
+    memset(&d, 0, sizeof d);
+    d.account_id = a.id;
+    snprintf(d.domain, sizeof d.domain, "sender.example");
+    snprintf(d.verify_token, sizeof d.verify_token, "fuzztoken");
+    if (store_domain_insert(st, &d) != STORE_OK)
+        abort();
+    d.status = STORE_ID_VERIFIED;
+    a.max_24h = 20;
+    if (store_domain_update(st, &d) != STORE_OK || store_account_update(st, &a) != STORE_OK)
+        abort();
+    gc = group_commit_new();
+    ob = gc ? outbound_new(&cfg, gc, st, err, sizeof err) : NULL;
+    if (!ob) {
+        fprintf(stderr, "fuzz_api: %s\n", err);
+        abort();
+    }
     return 0;
 }
 
@@ -237,7 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     for (unsigned i = 0; i < prior_failures; i++)
         authfail_record(authfail, "192.0.2.77", time(NULL));
-    struct api_context ctx = { st, dns, creds, authfail, metrics, &cfg, NULL };
+    struct api_context ctx = { st, dns, creds, authfail, metrics, &cfg, ob };
     struct api_request req = {
         .method = method,
         .path = path,
