@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "service/events.h"
 #include "service/service_internal.h"
 #include "service/tls.h"
 #include "util/log.h"
@@ -238,6 +239,7 @@ struct service *service_new(const struct sesame_config *cfg, const char *config_
     svc->workq = workq_new(svc->base, cfg->workers, cfg->store, cfg->data_dir, err, errlen);
     if (!svc->webhooks || !svc->workq)
         goto fail;
+    event_set_reporting_mta(cfg->hostname);
     svc->outbound = outbound_new(cfg, svc->gc, svc->st, err, errlen);
     if (!svc->outbound)
         goto fail;
