@@ -146,23 +146,26 @@ expect_contains "$r" "200 "
 # --- SIGHUP reload: the new SIZE is advertised to new sessions
 sed -i "s/^max_message_size = 100000/max_message_size = 200000/" "$CONF"
 kill -HUP "$SERVE_PID"
-sleep 0.3
+for _ in $(seq 1 100); do grep -q "event=reload result=ok" "$d/serve.log" && break; sleep 0.05; done
 out=$(printf 'EHLO client.test\r\nQUIT\r\n' | $SEND raw "$MX_PORT")
 expect_contains "$out" "250-SIZE 200000"
 expect_contains "$(cat "$d/serve.log")" "event=reload result=ok"
 
 # --- SIGTERM: an open session hears 421 4.3.2, the service exits 0
-$PY - "$MX_PORT" > "$d/term.out" <<'PY' &
+$PY - "$MX_PORT" "$d/term.ready" > "$d/term.out" <<'PY' &
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.settimeout(10)
 s.recv(1000)
 s.sendall(b"EHLO c\r\n")
-s.recv(1000)
+data = b""
+while b"250 " not in data:
+    data += s.recv(1000)
+open(sys.argv[2], "w").close()
 print(s.recv(1000).decode())
 PY
 TERM_PID=$!
-sleep 0.5
+for _ in $(seq 1 100); do [ -e "$d/term.ready" ] && break; sleep 0.05; done
 stop_serve TERM
 wait $TERM_PID
 expect_contains "$(cat "$d/term.out")" "421 4.3.2"
