@@ -150,7 +150,7 @@ static void route_implicit(struct dns_resolver *dns, const char *domain, struct 
 {
     bool tempfail = false;
     struct mx_host *h = &out->hosts[0];
-    snprintf(h->name, sizeof h->name, "%s", domain);
+    snprintf(h->name, sizeof h->name, "%.*s", (int)(sizeof h->name - 1), domain);
     h->preference = 0;
     resolve_host(dns, h, order, &tempfail);
     if (h->naddrs) {

@@ -434,7 +434,10 @@ static bool address_in(const char *s, size_t n, char *out, size_t outlen)
             char e[64];
             if (mail_address_list_parse(s + a, b - a, &l, e, sizeof e) != 0 || l.count != 1)
                 continue;
-            snprintf(out, outlen, "%s@%s", l.box[0].local, l.box[0].domain);
+            int w = snprintf(out, outlen, "%.*s@%.*s", SMTP_MAX_LOCALPART_LEN * 4,
+                             l.box[0].local, SMTP_MAX_DOMAIN_LEN, l.box[0].domain);
+            if (w < 0 || (size_t)w >= outlen)
+                continue;
             return true;
         }
     return false;
