@@ -21,8 +21,12 @@ SEND="$PY $(dirname "$0")/support/smtp_send.py"
 
 SINK_PORT=$(free_port)
 mkdir -p "$d/sink"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=mx.tls.test \
+  -days 2 -keyout "$d/sink.key" -out "$d/sink.crt" 2> /dev/null
+SINK_CERT=$d/sink.crt SINK_KEY=$d/sink.key \
 $PY "$(dirname "$0")/support/smtp_sink.py" "$SINK_PORT" "$d/sink" \
-  127.0.0.10=accept 127.0.0.11=tempfail-once 127.0.0.12=reject > "$d/sink.out" 2>&1 &
+  127.0.0.10=accept 127.0.0.11=tempfail-once 127.0.0.12=reject 127.0.0.14=tls \
+  127.0.0.15=tls-broken > "$d/sink.out" 2>&1 &
 SINK_PID=$!
 trap 'kill $SINK_PID 2>/dev/null; serve_cleanup' EXIT
 
@@ -41,6 +45,10 @@ zone = {
   "down.test": [{"type": "MX", "value": [10, "mx.down.test"]}],
   "mx.down.test": [{"type": "A", "value": "127.0.0.13"}],
   "small.test": [{"type": "MX", "value": [10, "mx.ok.test"]}],
+  "tls.test": [{"type": "MX", "value": [10, "mx.tls.test"]}],
+  "mx.tls.test": [{"type": "A", "value": "127.0.0.14"}],
+  "brokentls.test": [{"type": "MX", "value": [10, "mx.brokentls.test"]}],
+  "mx.brokentls.test": [{"type": "A", "value": "127.0.0.15"}],
   "sandy.test": [{"type": "MX", "value": [10, "mx.ok.test"]}],
 }
 json.dump(zone, open(sys.argv[1], "w"))
@@ -155,13 +163,21 @@ d = dkim.DKIM(msg)
 for i in range(2):
     assert d.verify(idx=i, dnsfunc=dnsfunc), f"signature {i} does not verify"
 mail_from = env.decode().split()[1]
-assert re.match(r"<bounce\+[0-9a-f]+-[0-9a-f]{8}@bounce\.shop\.test>$", mail_from), mail_from
+assert re.match(r"<bounce\+[0-9a-f]+-[0-9a-f]{16}@bounce\.shop\.test>$", mail_from), mail_from
 m = email.message_from_bytes(msg)
 assert m.get_content_type() == "multipart/alternative", m.get_content_type()
 assert m["Subject"] == "Order 1" and m["Message-ID"] and m["Date"]
 PY
 grep -o 'bounce+[^@ >]*@bounce.shop.test' "$msg" | head -1 > "$d/verp"
 VERP=$(cat "$d/verp")
+
+# --- STARTTLS when offered; a broken TLS handshake falls back to clear text
+id=$(send_api tina@tls.test "over TLS")
+wait_status "$id" tina@tls.test delivered
+E2E_CHECKS=$((E2E_CHECKS + 1))
+grep -l "<tina@tls.test> 127.0.0.14 tls" "$d"/sink/*.eml > /dev/null || fail "the message to tls.test did not arrive over TLS"
+id=$(send_api bert@brokentls.test "TLS broken")
+wait_status "$id" bert@brokentls.test delivered
 
 # --- greylisted once: DeliveryDelay, then Delivery
 id=$(send_api bob@grey.test)
@@ -202,7 +218,7 @@ expect_contains "$(events_of "$id")" "Bounce"
 r=$(api GET /v1/suppressions "$API_KEY_shop")
 expect_contains "$r" "carol@ok.test"
 # a forged token is refused like any unknown address
-out=$($SEND send "$MX_PORT" "" "bounce+1-00000000@bounce.shop.test" "$d/dsn.eml" --src 127.0.0.10)
+out=$($SEND send "$MX_PORT" "" "bounce+1-0000000000000000@bounce.shop.test" "$d/dsn.eml" --src 127.0.0.10)
 expect_contains "$out" "550 5.7.1"
 
 id=$(send_api dave@ok.test "Order 3")

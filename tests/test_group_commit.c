@@ -48,8 +48,6 @@ static int apply(struct store *st, void *arg)
 {
     struct write_arg *a = arg;
     atomic_fetch_add(&applies, 1);
-    if (a->fail)
-        return STORE_ERROR;
     struct store_inbound m;
     memset(&m, 0, sizeof m);
     m.account_id = account_id;
@@ -60,7 +58,9 @@ static int apply(struct store *st, void *arg)
     m.authres = (char *)"x";
     int64_t id;
     const char raw[] = "Subject: x\r\n\r\nbody\r\n";
-    return store_inbound_insert(st, &m, raw, sizeof raw - 1, &id);
+    int rc = store_inbound_insert(st, &m, raw, sizeof raw - 1, &id);
+    /* a failing write fails after it wrote: the group commit must undo it */
+    return a->fail ? STORE_ERROR : rc;
 }
 
 static void *worker(void *arg)

@@ -62,10 +62,13 @@ struct dest {                    /* one recipient domain */
     unsigned conns, max_conns;
     unsigned sent_in_minute;
     time_t minute_start;
-    time_t paused_until;
+    time_t paused_until;         /* a 421 after the greeting: wait */
+    time_t recover_at;           /* then one more connection per interval */
+    time_t notls_until;          /* TLS failed here: opportunistic retries go in the clear */
 };
 
 struct oconn {                   /* one SMTP client connection */
+    TAILQ_ENTRY(oconn) entry;
     struct delivery *dl;
     struct dest *dest;
     struct bufferevent *bev;
@@ -79,6 +82,9 @@ struct oconn {                   /* one SMTP client connection */
     struct smtp_client_reply rcpt_reply;
     bool rcpt_refused;
     bool ready, failed_before_ready, ended;
+    bool want_tls;               /* STARTTLS answered: switch once the input is drained */
+    bool tls_failed;
+    struct smtp_client_reply last_fail;  /* why the session ended, for the record */
     struct timespec t0;
 };
 
@@ -102,8 +108,11 @@ struct outcome {                 /* waiting for the next flush */
     bool suppress;
 };
 
+TAILQ_HEAD(oconn_list, oconn);
+
 struct delivery {
     struct sesame_config cfg;
+    struct oconn_list oconns;
     struct outbound *ob;
     struct dns_resolver *dns;
     SSL_CTX *tls;
@@ -286,7 +295,7 @@ static void extract_status(const struct smtp_client_reply *r, char *out, size_t 
 
 /* Records what happened to u and frees it. reply may be NULL with text. */
 static void finish_unit(struct delivery *dl, struct unit *u, const struct smtp_client_reply *r,
-                        const char *text, const char *remote, long ms)
+                        const char *text, const char *remote, long ms, bool rcpt_stage)
 {
     struct outcome *o = calloc(1, sizeof *o);
     if (!o) {
@@ -297,9 +306,11 @@ static void finish_unit(struct delivery *dl, struct unit *u, const struct smtp_c
     o->processing_ms = ms;
     snprintf(o->remote, sizeof o->remote, "%s", remote ? remote : "");
     int code = r ? r->code : 0;
-    if (r && r->code)
+    if (r && r->code > 0)
         snprintf(o->response, sizeof o->response, "%d %s%s%.480s", r->code, r->enhanced,
                  r->enhanced[0] ? " " : "", r->text);
+    else if (r && r->text[0])
+        snprintf(o->response, sizeof o->response, "%.500s", r->text);
     else
         snprintf(o->response, sizeof o->response, "%s", text ? text : "no answer");
     for (char *p = o->response; *p; p++)
@@ -322,7 +333,15 @@ static void finish_unit(struct delivery *dl, struct unit *u, const struct smtp_c
                                               ? "NoEmail" : "General");
         if (code == -5)
             snprintf(o->status_code, sizeof o->status_code, "5.1.2");
-        o->suppress = true;
+        /* only what is about the address: a refused RCPT, 5.1.x (bad
+         * mailbox or domain), 5.2.1 (disabled); a policy refusal of the
+         * message (5.7.x, a listed IP, content) must not suppress a valid
+         * address (SES calls those ContentRejected) */
+        const char *sc = o->status_code;
+        o->suppress = code == -5 || (rcpt_stage && code >= 500) || !strncmp(sc, "5.1.", 4) ||
+                      !strcmp(sc, "5.2.1");
+        if (!o->suppress && code != -5)
+            snprintf(o->bounce_sub, sizeof o->bounce_sub, "ContentRejected");
     } else if (now - u->d.created_at >= (int64_t)dl->cfg.delivery_lifetime) {
         o->status = STORE_RCPT_BOUNCED;
         snprintf(o->event_type, sizeof o->event_type, "Bounce");
@@ -368,9 +387,9 @@ static void finish_pending(struct delivery *dl, struct dest *d, int code, const 
         if (code == -5) {
             struct smtp_client_reply p = { .code = -5 };
             snprintf(p.text, sizeof p.text, "%s", text);
-            finish_unit(dl, u, &p, text, NULL, 0);
+            finish_unit(dl, u, &p, text, NULL, 0, false);
         } else {
-            finish_unit(dl, u, code > 0 ? &r : NULL, text, NULL, 0);
+            finish_unit(dl, u, code > 0 ? &r : NULL, text, NULL, 0, false);
         }
     }
 }
@@ -472,7 +491,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg);
 
 static void hook_starttls(void *arg)
 {
-    struct oconn *c = arg;
+    /* the 220 to STARTTLS is still in the input buffer: on_read starts
+     * TLS once the client returned and the buffer is drained */
+    ((struct oconn *)arg)->want_tls = true;
+}
+
+static void start_tls(struct oconn *c)
+{
     SSL *ssl = SSL_new(c->dl->tls);
     if (!ssl) {
         smtp_client_tls_done(c->cl, false);
@@ -507,14 +532,18 @@ static void hook_event(void *arg, enum smtp_client_event ev, const struct smtp_c
         event_active(c->next_ev, EV_TIMEOUT, 0);
         return;
     }
-    if (r && r->code == 421) {
-        /* the destination asks us to slow down */
+    if (r && r->code == 421 && c->ready) {
+        /* the destination asks us to slow down (a 421 at the greeting only
+         * sends us to the next address) */
         c->dest->paused_until = time(NULL) + PAUSE_AFTER_421_S;
+        c->dest->recover_at = c->dest->paused_until + PAUSE_AFTER_421_S;
         if (c->dest->max_conns > 1)
             c->dest->max_conns = 1;
         log_msg(LOG_WARN, "delivery", "event=throttled domain=%s remote=%s seconds=%d",
                 c->dest->domain, c->remote, PAUSE_AFTER_421_S);
     }
+    if (r && (r->code > 0 || r->text[0]))
+        c->last_fail = *r;
     if (ev == SMTP_CLIENT_FAILED && !c->ready) {
         c->failed_before_ready = true;
         log_msg(LOG_INFO, "delivery", "event=session_failed domain=%s remote=%s reply=\"%d %s\"",
@@ -552,7 +581,7 @@ static void hook_message_done(void *arg, const struct smtp_client_reply *r)
     char remote[DNS_MAX_NAME_LEN + 80];
     snprintf(remote, sizeof remote, "%s (%s)", c->remote_host, c->remote);
     finish_unit(c->dl, u, c->rcpt_refused ? &c->rcpt_reply : r,
-                r->code ? NULL : "connection lost", remote, ms);
+                r->code ? NULL : "connection lost", remote, ms, c->rcpt_refused);
     if (r->code == 421)
         return;   /* the event hook closes */
     if (c->ready)
@@ -579,6 +608,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
         size_t n = smtp_client_feed(c->cl, p, len);
         evbuffer_drain(in, n);
+        if (c->want_tls) {
+            c->want_tls = false;
+            evbuffer_drain(in, evbuffer_get_length(in));   /* RFC 3207 §4.2 */
+            start_tls(c);
+            return;
+        }
         if (n == 0)
             break;
     }
@@ -606,6 +641,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                 char eb[96];
                 ERR_error_string_n(e, eb, sizeof eb);
                 snprintf(why, sizeof why, "TLS with %s failed: %s", c->remote, eb);
+                c->tls_failed = true;
+                if (strcmp(c->dl->cfg.delivery_tls_verify, "yes") != 0) {
+                    /* RFC 7435: opportunistic TLS that fails is retried in
+                     * the clear rather than not at all */
+                    c->dest->notls_until = time(NULL) + 3600;
+                    log_msg(LOG_WARN, "delivery", "event=tls_failed domain=%s remote=%s "
+                            "error=\"%s\" note=\"clear text for an hour\"", c->dest->domain,
+                            c->remote, eb);
+                }
             } else {
                 snprintf(why, sizeof why, "connection with %s lost", c->remote);
             }
@@ -639,7 +683,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         }
         smtp_client_free(c->cl);
         c->cl = NULL;
-        c->addr++;
+        if (!c->tls_failed || c->dest->notls_until <= time(NULL))
+            c->addr++;         /* else: the same address again, in the clear */
+        c->tls_failed = false;
         if (conn_connect(c))
             return;
         /* nothing left: the domain's waiting recipients are deferred */
@@ -706,6 +752,8 @@ static bool conn_connect(struct oconn *c)
         };
         if (!strcmp(dl->cfg.delivery_tls_verify, "yes"))
             p.tls = SMTP_TLS_REQUIRED;
+        else if (c->dest->notls_until > time(NULL))
+            p.tls = SMTP_TLS_NEVER;
         struct smtp_client_hooks h = {
             .arg = c, .write = hook_write, .starttls = hook_starttls, .event = hook_event,
             .rcpt_done = hook_rcpt_done, .message_done = hook_message_done,
@@ -745,7 +793,8 @@ static void conn_close(struct oconn *c)
     if (c->cur) {
         struct unit *u = c->cur;
         c->cur = NULL;
-        finish_unit(dl, u, NULL, "connection closed before the message was sent", c->remote, 0);
+        finish_unit(dl, u, c->last_fail.text[0] ? &c->last_fail : NULL,
+                    "connection closed before the message was sent", c->remote, 0, false);
     }
     free(c->msg);
     if (c->timer)
@@ -757,12 +806,23 @@ static void conn_close(struct oconn *c)
     smtp_client_free(c->cl);
     c->dest->conns--;
     dl->conns--;
+    TAILQ_REMOVE(&dl->oconns, c, entry);
     free(c);
     schedule(dl);
 }
 
 /* Sends the domain's next recipient on this connection, or says QUIT. */
+static bool conn_start_one(struct oconn *c);
+
 static void conn_start_next(struct oconn *c)
+{
+    while (!conn_start_one(c))
+        ;
+}
+
+/* Returns false when it should be called again (that recipient failed
+ * before anything was sent). */
+static bool conn_start_one(struct oconn *c)
 {
     struct delivery *dl = c->dl;
     struct dest *d = c->dest;
@@ -774,8 +834,11 @@ static void conn_start_next(struct oconn *c)
     struct unit *u = TAILQ_FIRST(&d->pending);
     if (!u || dl->stopping || d->sent_in_minute >= dl->cfg.delivery_messages_per_minute_per_domain ||
         d->paused_until > now) {
+        if (d->sent_in_minute >= dl->cfg.delivery_messages_per_minute_per_domain &&
+            d->paused_until < d->minute_start + 60)
+            d->paused_until = d->minute_start + 60;   /* no reconnecting until then */
         smtp_client_quit(c->cl);
-        return;
+        return true;
     }
     TAILQ_REMOVE(&d->pending, u, entry);
     d->npending--;
@@ -785,9 +848,8 @@ static void conn_start_next(struct oconn *c)
     char mail_from[SMTP_MAX_PATH_LEN + 1];
     if (store_outbound_get_raw(dl->st, u->d.message_id, &raw, &len, mail_from,
                                sizeof mail_from) != STORE_OK) {
-        finish_unit(dl, u, NULL, "the message cannot be read from the store", NULL, 0);
-        conn_start_next(c);
-        return;
+        finish_unit(dl, u, NULL, "the message cannot be read from the store", NULL, 0, false);
+        return false;
     }
     /* VERP: bounce+TOKEN@ the sender domain's custom MAIL FROM domain,
      * else the service's bounce domain */
@@ -796,13 +858,12 @@ static void conn_start_next(struct oconn *c)
     struct store_domain sd;
     const char *mf_domain = NULL;
     if (at && store_domain_get(dl->st, u->d.account_id, at + 1, &sd) == STORE_OK &&
-        sd.mail_from_domain[0])
+        sd.status == STORE_ID_VERIFIED && sd.mail_from_domain[0])
         mf_domain = sd.mail_from_domain;
     if (outbound_verp_address(dl->ob, u->d.rcpt_id, mf_domain, verp, sizeof verp) != 0) {
         free(raw);
-        finish_unit(dl, u, NULL, "the envelope sender does not fit", NULL, 0);
-        conn_start_next(c);
-        return;
+        finish_unit(dl, u, NULL, "the envelope sender does not fit", NULL, 0, false);
+        return false;
     }
     c->cur = u;
     c->msg = raw;
@@ -819,9 +880,10 @@ static void conn_start_next(struct oconn *c)
         c->msg = NULL;
         struct smtp_client_reply r = { .code = 554 };
         snprintf(r.text, sizeof r.text, "the message cannot be sent to %s", c->remote_host);
-        finish_unit(dl, u, &r, NULL, c->remote, 0);
+        finish_unit(dl, u, &r, NULL, c->remote, 0, false);
         smtp_client_quit(c->cl);
     }
+    return true;
 }
 
 static void conn_open(struct delivery *dl, struct dest *d)
@@ -835,6 +897,7 @@ static void conn_open(struct delivery *dl, struct dest *d)
     c->next_ev = event_new(dl->base, -1, 0, on_next, c);
     d->conns++;
     dl->conns++;
+    TAILQ_INSERT_TAIL(&dl->oconns, c, entry);
     if (!c->timer || !c->next_ev || !conn_connect(c)) {
         char why[320];
         snprintf(why, sizeof why, "could not connect to any mail server of %s", d->domain);
@@ -845,6 +908,7 @@ static void conn_open(struct delivery *dl, struct dest *d)
             event_free(c->next_ev);
         d->conns--;
         dl->conns--;
+        TAILQ_REMOVE(&dl->oconns, c, entry);
         free(c);
     }
 }
@@ -892,9 +956,20 @@ static void schedule(struct delivery *dl)
             log_msg(LOG_ERROR, "delivery", "event=claim_failed");
     }
     for (size_t b = 0; b < DEST_BUCKETS; b++)
-        for (struct dest *d = dl->dests[b]; d; d = d->next) {
-            if (!d->npending)
+        for (struct dest **dp = &dl->dests[b]; *dp;) {
+            struct dest *d = *dp;
+            if (!d->npending) {
+                /* forget idle domains (their route too) once nothing refers to them */
+                if (!d->conns && !d->route_pending && d->route_expires < now &&
+                    d->paused_until <= now && d->notls_until <= now) {
+                    *dp = d->next;
+                    free(d);
+                    continue;
+                }
+                dp = &d->next;
                 continue;
+            }
+            dp = &d->next;
             if (d->route_valid && d->route_expires < now)
                 d->route_valid = false;
             if (!d->route_valid) {
@@ -911,18 +986,20 @@ static void schedule(struct delivery *dl)
                 }
                 continue;
             }
-            if (d->paused_until > now) {
+            if (d->paused_until > now)
                 continue;
-            } else if (d->paused_until && d->max_conns < dl->cfg.delivery_max_connections_per_domain) {
-                d->max_conns++;   /* recover slowly after a 421 */
-                d->paused_until = 0;
+            if (now - d->minute_start < 60 &&
+                d->sent_in_minute >= dl->cfg.delivery_messages_per_minute_per_domain)
+                continue;   /* this minute's budget is spent */
+            if (d->max_conns < dl->cfg.delivery_max_connections_per_domain && d->recover_at <= now) {
+                d->max_conns++;   /* recover one connection per interval after a 421 */
+                d->recover_at = now + PAUSE_AFTER_421_S;
             }
-            size_t want = d->npending;
-            while (want > 0 && d->conns < d->max_conns &&
-                   dl->conns < dl->cfg.delivery_max_connections) {
+            /* one connection per 8 waiting recipients, within the caps */
+            size_t need = (d->npending + 7) / 8;
+            while (d->conns < need && d->conns < d->max_conns &&
+                   dl->conns < dl->cfg.delivery_max_connections)
                 conn_open(dl, d);
-                want = want > 8 ? want - 8 : 0;  /* one connection per 8 waiting, up to the cap */
-            }
         }
 }
 
@@ -949,6 +1026,21 @@ static void *delivery_main(void *arg)
             dl->cfg.delivery_relay[0] ? dl->cfg.delivery_relay : "-");
     schedule(dl);
     event_base_dispatch(dl->base);
+    /* connections still open: closed without recording; their units are
+     * handed back below with everything else not finished */
+    struct oconn *oc;
+    while ((oc = TAILQ_FIRST(&dl->oconns))) {
+        TAILQ_REMOVE(&dl->oconns, oc, entry);
+        if (oc->timer)
+            event_free(oc->timer);
+        if (oc->next_ev)
+            event_free(oc->next_ev);
+        if (oc->bev)
+            bufferevent_free(oc->bev);
+        smtp_client_free(oc->cl);
+        free(oc->msg);
+        free(oc);
+    }
     /* hand back what was claimed and not finished: due now */
     flush_outcomes(dl);
     int64_t now = (int64_t)time(NULL);
@@ -973,6 +1065,7 @@ struct delivery *delivery_start(const struct sesame_config *cfg, struct outbound
     dl->dns = dns;
     dl->tls = client_tls;
     dl->outcomes_tail = &dl->outcomes;
+    TAILQ_INIT(&dl->oconns);
     dl->base = event_base_new();
     dl->st = store_open(cfg->store, cfg->data_dir, err, errlen);
     if (!dl->base || !dl->st)

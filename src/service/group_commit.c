@@ -56,7 +56,15 @@ static size_t commit_batch(struct store *st, struct gc_write *batch)
     }
     size_t n = 0, ok = 0;
     for (struct gc_write *w = batch; w; w = w->next) {
-        w->rc = w->apply(st, w->arg);
+        /* each write all or nothing: a failed one is undone, its batch
+         * commits the others (a write answered "failed" must not be sent) */
+        if (store_savepoint(st) != STORE_OK) {
+            w->rc = STORE_ERROR;
+        } else {
+            w->rc = w->apply(st, w->arg);
+            if (store_savepoint_end(st, w->rc == STORE_OK) != STORE_OK && w->rc == STORE_OK)
+                w->rc = STORE_ERROR;
+        }
         n++;
         ok += w->rc == STORE_OK;
     }

@@ -89,8 +89,14 @@ static bool mx_check_rcpt(void *arg, const struct smtp_envelope *env, const char
         local[local_len] = '\0';
         int64_t rid;
         struct store_delivery sd;
+        int grc = STORE_NOTFOUND;
         if (outbound_verp_parse(svc->outbound, local, &rid) &&
-            store_delivery_get(svc->st, rid, &sd) == STORE_OK) {
+            (grc = store_delivery_get(svc->st, rid, &sd)) == STORE_ERROR) {
+            /* a genuine report must not be lost to a store hiccup */
+            smtp_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure, try again later", rcpt);
+            return false;
+        }
+        if (grc == STORE_OK) {
             if (c->rcpt_account && (c->rcpt_account != sd.account_id || c->feedback_rcpt == 0 ||
                                     c->feedback_rcpt != rid)) {
                 smtp_reply_set(r, 452, "4.5.3", "<%s>: One report per transaction, send it in "

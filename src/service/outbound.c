@@ -27,7 +27,7 @@
 #define RATE_BUCKETS 1024
 #define SIGNER_CACHE_MAX 256
 #define VERP_PREFIX "bounce+"
-#define VERP_MAC_LEN 8            /* hex characters of the HMAC kept in the token */
+#define VERP_MAC_LEN 16           /* hex characters of the HMAC: 64 bits, RCPT is an oracle */
 
 struct rate_bucket {
     struct rate_bucket *next;
@@ -281,8 +281,12 @@ static int read_header(const char *msg, size_t len, struct header_facts *h, char
     }
     size_t count = 0;
     mail_header_fields(msg, head_len, fields, MAIL_MAX_HEADERS, &count, NULL);
-    if (count > MAIL_MAX_HEADERS)
-        count = MAIL_MAX_HEADERS;
+    if (count > MAIL_MAX_HEADERS) {
+        /* a From past the ones we look at must not escape the checks */
+        snprintf(why, whylen, "the message has more than %d header fields", MAIL_MAX_HEADERS);
+        free(fields);
+        return -1;
+    }
     const struct mail_field *from = NULL;
     for (size_t i = 0; i < count; i++) {
         if (sv_eq_ci_cstr(fields[i].name, "From")) {

@@ -292,8 +292,10 @@ void service_free(struct service *svc)
     conn_listeners_stop(svc);
     if (svc->http)
         http_server_stop(svc->http);
-    delivery_stop(svc->delivery);
+    /* the workers first: a job still queued may notify the delivery */
     workq_free(svc->workq);
+    svc->workq = NULL;
+    delivery_stop(svc->delivery);
     outbound_free(svc->outbound);
     group_commit_free(svc->gc);
     if (svc->webhooks)

@@ -44,6 +44,12 @@ void store_close(struct store *st);
 __attribute__((warn_unused_result)) int store_begin(struct store *st);
 __attribute__((warn_unused_result)) int store_commit(struct store *st);
 void store_rollback(struct store *st);
+/* Inside a transaction: a savepoint, then either keep what was written
+ * since (keep = true) or undo it, leaving the rest of the transaction.
+ * The group commit wraps each write in one, so a failed write never
+ * commits half of itself with its batch. */
+__attribute__((warn_unused_result)) int store_savepoint(struct store *st);
+int store_savepoint_end(struct store *st, bool keep);
 
 /* ---- accounts ---- */
 struct store_account {

@@ -788,6 +788,25 @@ int store_commit(struct store *st)
     return STORE_ERROR;
 }
 
+int store_savepoint(struct store *st)
+{
+    if (!st->in_tx)
+        return STORE_ERROR;
+    return exec_stmt(st, S_SAVEPOINT, "savepoint");
+}
+
+int store_savepoint_end(struct store *st, bool keep)
+{
+    if (!st->in_tx || sqlite3_get_autocommit(st->db))
+        return STORE_ERROR;
+    if (keep)
+        return exec_stmt(st, S_RELEASE, "savepoint_release");
+    int rc = exec_stmt(st, S_ROLLBACK_TO, "savepoint_rollback");
+    if (exec_stmt(st, S_RELEASE, "savepoint_rollback") != STORE_OK)
+        rc = STORE_ERROR;
+    return rc;
+}
+
 void store_rollback(struct store *st)
 {
     if (!st->in_tx)

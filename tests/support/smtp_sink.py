@@ -8,11 +8,12 @@ N.eml with a first line "X-Sink-Envelope: MAIL FROM RCPT,... IP" .
 
 BEHAVIOUR: accept | tempfail-once (451 to the first DATA of each
 recipient, then accept) | reject (550 5.1.1 at RCPT) | tempfail (always
-451 at RCPT) | starttls-none (accept, no STARTTLS offered — the default
-offers none either; sesame's opportunistic TLS copes). Prints "ready" when
-listening. Runs until killed.
+451 at RCPT) | tls (offers STARTTLS with $SINK_CERT/$SINK_KEY and records
+"tls" in the envelope line) | tls-broken (offers STARTTLS, says 220, then
+answers the handshake with garbage; accepts mail in the clear). Prints
+"ready" when listening. Runs until killed.
 """
-import os, socket, sys, threading
+import os, socket, ssl, sys, threading
 
 port, outdir = int(sys.argv[1]), sys.argv[2]
 behaviours = dict(a.split("=", 1) for a in sys.argv[3:])
@@ -23,8 +24,9 @@ seen = set()
 
 def serve(conn, ip, beh):
     f = conn.makefile("rb")
+    state = {"conn": conn, "tls": False}
     def send(s):
-        conn.sendall(s.encode() + b"\r\n")
+        state["conn"].sendall(s.encode() + b"\r\n")
     send(f"220 sink-{ip} ESMTP")
     mail, rcpts = None, []
     try:
@@ -35,7 +37,19 @@ def serve(conn, ip, beh):
             cmd = line.decode("latin-1").rstrip("\r\n")
             up = cmd.upper()
             if up.startswith("EHLO"):
-                send(f"250-sink-{ip}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 10000000\r\n250 ENHANCEDSTATUSCODES")
+                tls_offer = "250-STARTTLS\r\n" if beh in ("tls", "tls-broken") and not state["tls"] else ""
+                send(f"250-sink-{ip}\r\n{tls_offer}250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 10000000\r\n250 ENHANCEDSTATUSCODES")
+            elif up == "STARTTLS" and beh in ("tls", "tls-broken"):
+                send("220 2.0.0 Ready to start TLS")
+                if beh == "tls-broken":
+                    conn.sendall(b"this is not a TLS record\r\n" * 4)
+                    return
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(os.environ["SINK_CERT"], os.environ["SINK_KEY"])
+                tconn = ctx.wrap_socket(conn, server_side=True)
+                state["conn"], state["tls"] = tconn, True
+                f = tconn.makefile("rb")
+                mail, rcpts = None, []
             elif up.startswith("HELO"):
                 send(f"250 sink-{ip}")
             elif up.startswith("MAIL FROM:"):
@@ -78,7 +92,7 @@ def serve(conn, ip, beh):
                     n = counter[0]
                     path = os.path.join(outdir, f"{n}.eml")
                     with open(path + ".tmp", "wb") as out:
-                        out.write(f"X-Sink-Envelope: {mail} {key} {ip}\r\n".encode() + data)
+                        out.write(f"X-Sink-Envelope: {mail} {key} {ip}{' tls' if state['tls'] else ''}\r\n".encode() + data)
                     os.rename(path + ".tmp", path)
                 send(f"250 2.0.0 Ok: queued as SINK{n}")
             elif up == "RSET":
@@ -94,7 +108,7 @@ def serve(conn, ip, beh):
     except OSError:
         pass
     finally:
-        conn.close()
+        state["conn"].close()
 
 
 def listen(ip, beh):
