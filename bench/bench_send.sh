@@ -6,8 +6,16 @@
 # relaying the same message with the same concurrency to the same sink.
 #
 # Prints two JSON objects (one per line):
-#   send_api_to_sink_rsa2048    msg/s delivered at the sink while the load runs
-#   send_api_to_sink_latency    ms from the POST to the arrival at the sink, p99
+#   send_api_to_sink_rsa2048          msg/s delivered at the sink while the load
+#                                     runs (accepted/s, the delivery-only rate and
+#                                     CPU per thread in its notes)
+#   send_api_to_sink_e2e_p99_latency  ms from the POST to the arrival at the sink
+#
+# Phases, one after the other: openssl speed; the sink alone; sesame (a probe
+# message whose two signatures dkimpy verifies, W s warm-up + D s measured,
+# drain, then a backlog queued while the sink is SIGSTOPped and delivered
+# with no API load); Postfix relaying (probe, then the same W + D); Postfix
+# with two OpenDKIM signing milters (probe verified, then W + D).
 #
 # The pieces:
 #   bench/send_load.c          C keep-alive HTTP clients, lock-step POSTs, the
@@ -36,6 +44,8 @@
 #                                Postfix's destination concurrency (its default)
 #   BENCH_SEND_SIZE (2048)       octets of message text
 #   BENCH_SEND_DRAIN (20)        seconds allowed for the queue to drain after the load
+#   BENCH_SEND_BACKLOG (4)       seconds of POSTs queued while the sink is stopped,
+#                                then delivered with no API load (0: skip)
 #   BENCH_SEND_SIDES (all)       "sesame", "postfix", "postfix-dkim" or comma-separated
 #   BENCH_SEND_PERF=1            record `perf` of sesame during its window
 #                                (report in the kept directory: perf.txt)
@@ -58,6 +68,7 @@ conns=${BENCH_SEND_CONNECTIONS:-16}
 out_conns=${BENCH_SEND_OUT_CONNECTIONS:-20}
 size=${BENCH_SEND_SIZE:-2048}
 drain=${BENCH_SEND_DRAIN:-20}
+backlog=${BENCH_SEND_BACKLOG:-4}
 sides=${BENCH_SEND_SIDES:-sesame,postfix,postfix-dkim}
 
 log() { echo "bench_send: $*" >&2; }
@@ -158,7 +169,6 @@ RSA_SIGN=$(awk -F: '$1 == "+F2" && $3 == 2048 { print $4 }' "$T/openssl.txt" | t
 log "rsa2048 sign/s: $RSA_SIGN"
 
 # ---- 2. the sink alone ----
-SESAME_SINK_NOTE=""
 "$SESAME_SMTP_LOAD" --write-message "$T/sinkcheck.eml" --size $((size + 1200))
 start_sink alone
 "$SESAME_SMTP_LOAD" --port "$SINK_PORT" --host "$SINK_IP" --connections "$out_conns" --seconds 2 \
@@ -270,6 +280,22 @@ sys.exit(0 if sorted(x["algorithm"] for x in s if x["pass"]) == ["ed25519-sha256
   total=$(json_get accepted_total < "$T/load-sesame.json")
   tool wait-sink "$T/sink-sesame.log" "$total" "$drain" > "$T/drain-sesame.json"
   log "sesame: drain: $(cat "$T/drain-sesame.json")"
+
+  # Delivery alone: a backlog queued while the sink is stopped (SIGSTOP: its
+  # connections hang, nothing is refused), then delivered at full speed with
+  # no API load. Tells which half of the pipeline limits the figure above.
+  if [ "$backlog" != 0 ]; then
+    kill -STOP "$SINK_PID"
+    "$SESAME_SEND_LOAD" --port "$HTTP_PORT" --key "$API_KEY" --from bench@send.test \
+      --rcpt user@rcpt.test --connections "$conns" --seconds "$backlog" --warmup 0 \
+      --size "$size" > "$T/load-backlog.json" 2> "$T/load-backlog.err" || true
+    now_ns > "$T/t-cont"
+    kill -CONT "$SINK_PID"
+    local more
+    more=$(json_get accepted_total < "$T/load-backlog.json" 2>/dev/null || echo 0)
+    tool wait-sink "$T/sink-sesame.log" $((total + more)) "$drain" > "$T/drain-backlog.json"
+    log "sesame: backlog of $more delivered: $(cat "$T/drain-backlog.json")"
+  fi
   kill -TERM "$SESAME_PID"
   wait "$SESAME_PID" || true
   stop_sink
@@ -425,6 +451,6 @@ esac
 
 # ---- results ----
 fs_type=$(findmnt -n -o FSTYPE -T "$T" 2>/dev/null || stat -f -c %T "$T")
-export T have_sesame have_postfix have_postfix_dkim isolated conns out_conns secs warm size \
+export T have_sesame have_postfix have_postfix_dkim isolated conns out_conns secs warm size backlog \
   fs_type RSA_SIGN RELAY_OCTETS SESAME_NOTE PF_NOTE_postfix PF_NOTE_postfix_dkim
 "$py" "$sd/report.py"

@@ -457,7 +457,7 @@ int main(int argc, char **argv)
     json_t *st = json_object();
     for (int s = 0; s < 600; s++)
         if (status_count[s]) {
-            char k[8];
+            char k[16];
             snprintf(k, sizeof k, "%d", s);
             json_object_set_new(st, k, json_integer((json_int_t)status_count[s]));
         }
@@ -474,7 +474,12 @@ int main(int argc, char **argv)
         die("cannot build the JSON result");
     char *s = json_dumps(out, JSON_COMPACT);
     printf("%s\n", s);
+    fflush(stdout);
     free(s);
     json_decref(out);
+    free(pfd);
+    free(conns);
+    free(lat);
+    free(text_json);
     return 0;
 }

@@ -68,6 +68,17 @@ def cpu_note(name):
             % (100 * total, top or "none", os.cpu_count(), 100 * mb))
 
 
+def sink_summary(name):
+    try:
+        with open(path("sink-%s.out" % name)) as f:
+            for line in f:
+                if line.startswith("{"):
+                    return json.loads(line)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 # ---- sesame ----
 ses = None
 if env["have_sesame"] == "1":
@@ -94,7 +105,18 @@ if env["have_sesame"] == "1":
             "errors": ld["errors"], "samples": ld["error_samples"], "status": ld["status"],
             "drain_s": drain.get("waited_s"),
             "overall_per_s": len(stamped) / ((last - first_post) / 1e9) if last > first_post else 0,
+            "sink": sink_summary("sesame"),
         }
+        bl = jload("load-backlog.json")
+        try:
+            tc = int(open(path("t-cont")).read().strip())
+        except (OSError, ValueError):
+            tc = 0
+        after = [a for a, st in stamped if tc and a >= tc]
+        if bl and after and max(after) > tc:
+            ses["backlog"] = {"queued": bl["accepted_total"], "accepted_per_s": bl["accepted_per_s"],
+                              "delivered": len(after),
+                              "per_s": len(after) / ((max(after) - tc) / 1e9)}
 
 
 def postfix_side(name):
@@ -111,7 +133,8 @@ def postfix_side(name):
     n = sum(1 for a, s in arr if ws <= a < we)
     drain = jload("drain-%s.json" % name) or {}
     return {"delivered_per_s": n / secs, "delivered_window": n, "arrived_total": len(arr) - 1,
-            "load": ld, "drain_s": drain.get("waited_s"), "left_queued": drain.get("queued")}
+            "load": ld, "drain_s": drain.get("waited_s"), "left_queued": drain.get("queued"),
+            "sink": sink_summary(name)}
 
 
 pf = postfix_side("postfix")
@@ -133,6 +156,17 @@ if ses:
            s["http_p50"], s["http_p99"], pct(s["lat"], 0.5), pct(s["lat"], 0.99), s["lat_n"],
            s["accepted_total"], s["arrived_total"], s["overall_per_s"], s["drain_s"],
            s["errors"], (" (%s)" % "; ".join(s["samples"])) if s["errors"] else ""))
+    if s.get("backlog"):
+        b = s["backlog"]
+        notes.append(
+            "Delivery alone: %d messages queued while the sink was stopped (accepted at %.0f/s "
+            "with no delivery running), then %d delivered at %.0f msg/s with no API load. "
+            % (b["queued"], b["accepted_per_s"], b["delivered"], b["per_s"]))
+    if s.get("sink"):
+        k = s["sink"]
+        notes.append("The sink saw %d SMTP connections from sesame for %d messages over the "
+                     "whole run (%.1f messages per connection). "
+                     % (k["connections"], k["messages"], k["messages"] / max(1, k["connections"])))
     notes.append(cpu_note("sesame"))
 else:
     notes.append("sesame: not measured: %s. " % (env.get("SESAME_NOTE") or "not run"))
@@ -153,15 +187,19 @@ for name, label, r, why in (("postfix", PEER, pf, env.get("PF_NOTE_postfix")),
         notes.append(
             "%s: %.0f msg/s delivered at the sink in its %g s window; %.0f msg/s accepted by "
             "smtpd (250 after the queue file is fsync()ed; smtp_load p50 %.2f ms, p99 %.2f ms, "
-            "%s errors); queue empty %s s after the load; %d relayed in all. "
+            "%s errors); queue empty %s s after the load; %d relayed in all over %s SMTP "
+            "connections to the sink. "
             % (label, r["delivered_per_s"], secs, ld.get("msg_per_s", 0), ld.get("p50_ms", 0),
-               ld.get("p99_ms", 0), ld.get("errors", "?"), r["drain_s"], r["arrived_total"]))
+               ld.get("p99_ms", 0), ld.get("errors", "?"), r["drain_s"], r["arrived_total"],
+               r["sink"]["connections"] if r.get("sink") else "?"))
     else:
         notes.append("%s: not measured: %s. " % (label, why or "not run"))
 notes.append(
     "What Postfix does per message: smtpd on loopback takes the message over SMTP from "
     "bench/smtp_load (%s connections, lock-step MAIL/RCPT/DATA, from 127.0.0.2, a "
-    "mynetworks client) - the same %s-octet message sesame built, its signatures removed - "
+    "mynetworks client; the same warm-up and measured time as sesame's load, smtp_load being "
+    "time-based, so the message counts differ and are given) - the same %s-octet message "
+    "sesame built, its signatures removed - "
     "cleanup fsync()s the queue file before the 250, qmgr and the smtp client relay it to "
     "the same sink through transport_maps (no DNS), at most %s connections, reused; "
     "without a milter in the first peer, with OpenDKIM signing RSA-2048 + Ed25519 in the "
