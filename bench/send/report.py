@@ -64,7 +64,7 @@ def cpu_note(name):
     mb = (b["machine"]["busy"] - a["machine"]["busy"]) / max(1, b["machine"]["total"] - a["machine"]["total"])
     top = ", ".join("thread %s %.0f%%" % (tid, 100 * d) for d, tid in per[:4] if d >= 0.02)
     return ("sesame CPU over the measured window: %.0f%% of one core in all (busiest: %s); "
-            "the machine's %s cores %.0f%% busy (load generator and sink included). "
+            "the machine's %s cores %.0f%% busy (everything on it: load generator, sink, other users). "
             % (100 * total, top or "none", os.cpu_count(), 100 * mb))
 
 
@@ -160,7 +160,8 @@ if ses:
         b = s["backlog"]
         notes.append(
             "Delivery alone: %d messages queued while the sink was stopped (accepted at %.0f/s "
-            "with no delivery running), then %d delivered at %.0f msg/s with no API load. "
+            "while deliveries hung), then %d delivered at %.0f msg/s with no API load (SMTP "
+            "exchanges and outcome writes; they had been claimed meanwhile). "
             % (b["queued"], b["accepted_per_s"], b["delivered"], b["per_s"]))
     if s.get("sink"):
         k = s["sink"]
