@@ -86,7 +86,12 @@ if env["have_sesame"] == "1":
     arr = arrivals("sink-sesame.log")
     if ld:
         ws, we = ld["window_start_ns"], ld["window_end_ns"]
-        stamped = [(a, s) for a, s in arr if s]
+        try:
+            tc = int(open(path("t-cont")).read().strip())
+        except (OSError, ValueError):
+            tc = 0
+        # the main load's arrivals; those after tc are the backlog phase's
+        stamped = [(a, s) for a, s in arr if s and not (tc and a >= tc)]
         in_window = sum(1 for a, s in stamped if ws <= a < we)
         lat = sorted((a - s) / 1e6 for a, s in stamped if ws <= s < we)
         posted_in_window = ld["accepted"]
@@ -108,11 +113,7 @@ if env["have_sesame"] == "1":
             "sink": sink_summary("sesame"),
         }
         bl = jload("load-backlog.json")
-        try:
-            tc = int(open(path("t-cont")).read().strip())
-        except (OSError, ValueError):
-            tc = 0
-        after = [a for a, st in stamped if tc and a >= tc]
+        after = [a for a, st in arr if st and tc and a >= tc]
         if bl and after and max(after) > tc:
             ses["backlog"] = {"queued": bl["accepted_total"], "accepted_per_s": bl["accepted_per_s"],
                               "delivered": len(after),
