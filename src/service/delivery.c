@@ -26,6 +26,7 @@
 #include "dns/dns_mx.h"
 #include "service/config.h"
 #include "service/events.h"
+#include "service/group_commit.h"
 #include "service/outbound.h"
 #include "service/webhook.h"
 #include "service/workq.h"
@@ -112,6 +113,8 @@ TAILQ_HEAD(oconn_list, oconn);
 
 struct delivery {
     struct sesame_config cfg;
+    struct group_commit *gc;     /* shared with the service's writers */
+    struct store_delivery *claim_rows;  /* CLAIM_BATCH rows, reused */
     struct oconn_list oconns;
     struct outbound *ob;
     struct dns_resolver *dns;
@@ -204,7 +207,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     flush_outcomes(arg);
 }
 
-static int event_for(struct delivery *dl, const struct outcome *o)
+static int event_for(struct delivery *dl, struct store *st, const struct outcome *o)
 {
     struct store_outbound meta;
     memset(&meta, 0, sizeof meta);
@@ -213,7 +216,7 @@ static int event_for(struct delivery *dl, const struct outcome *o)
     const char *dest[1] = { o->d.rcpt };
     em.destination = dest;
     em.ndestination = 1;
-    if (store_outbound_get(dl->st, o->d.account_id, o->d.message_id, &meta, NULL, NULL) ==
+    if (store_outbound_get(st, o->d.account_id, o->d.message_id, &meta, NULL, NULL) ==
         STORE_OK && meta.message_id[0])
         em.header_message_id = meta.message_id;
     json_t *ev = event_create(o->event_type, &em);
@@ -227,7 +230,36 @@ static int event_for(struct delivery *dl, const struct outcome *o)
     else if (!strcmp(o->event_type, "DeliveryDelay"))
         event_set_delay(ev, o->d.rcpt, o->status_code, o->response,
                         o->d.created_at + dl->cfg.delivery_lifetime);
-    return event_record(dl->st, o->d.account_id, o->d.message_id, o->d.rcpt, ev);
+    return event_record(st, o->d.account_id, o->d.message_id, o->d.rcpt, ev);
+}
+
+struct outcome_write {
+    struct delivery *dl;
+    struct outcome *list;
+};
+
+/* One batch of outcomes, applied on whichever thread leads the group
+ * commit (st is its connection); the delivery thread waits meanwhile. */
+static int apply_outcomes(struct store *st, void *arg)
+{
+    struct outcome_write *w = arg;
+    int64_t now = (int64_t)time(NULL);
+    for (struct outcome *o = w->list; o; o = o->next) {
+        if (store_delivery_update(st, o->d.rcpt_id, o->status, o->d.attempts + 1,
+                                  o->next_attempt, o->response, now) != STORE_OK)
+            return STORE_ERROR;
+        if (o->event_type[0] && event_for(w->dl, st, o) != STORE_OK)
+            return STORE_ERROR;
+        if (o->suppress) {
+            struct store_suppression sp = { .account_id = o->d.account_id, .created_at = now };
+            snprintf(sp.address, sizeof sp.address, "%s", o->d.rcpt);
+            snprintf(sp.reason, sizeof sp.reason, "bounce");
+            snprintf(sp.detail, sizeof sp.detail, "%.255s", o->response);
+            if (store_suppression_put(st, &sp) != STORE_OK)
+                return STORE_ERROR;
+        }
+    }
+    return STORE_OK;
 }
 
 static void flush_outcomes(struct delivery *dl)
@@ -239,28 +271,13 @@ static void flush_outcomes(struct delivery *dl)
     dl->noutcomes = 0;
     if (!list)
         return;
-    int64_t now = (int64_t)time(NULL);
-    bool ok = store_begin(dl->st) == STORE_OK;
-    for (struct outcome *o = list; o && ok; o = o->next) {
-        ok = store_delivery_update(dl->st, o->d.rcpt_id, o->status, o->d.attempts + 1,
-                                   o->next_attempt, o->response, now) == STORE_OK;
-        if (ok && o->event_type[0])
-            ok = event_for(dl, o) == STORE_OK;
-        if (ok && o->suppress) {
-            struct store_suppression s = { .account_id = o->d.account_id, .created_at = now };
-            snprintf(s.address, sizeof s.address, "%s", o->d.rcpt);
-            snprintf(s.reason, sizeof s.reason, "bounce");
-            snprintf(s.detail, sizeof s.detail, "%.255s", o->response);
-            ok = store_suppression_put(dl->st, &s) == STORE_OK;
-        }
-    }
-    if (ok)
-        ok = store_commit(dl->st) == STORE_OK;
-    if (!ok) {
-        store_rollback(dl->st);
+    /* through the group commit the API and MX workers use, so in-process
+     * writers queue instead of sleeping on SQLite's lock */
+    struct outcome_write ow = { dl, list };
+    struct gc_write w = { .apply = apply_outcomes, .arg = &ow };
+    if (group_commit_write(dl->gc, dl->st, &w) != STORE_OK)
         /* the leases expire and the recipients are tried again */
         log_msg(LOG_ERROR, "delivery", "event=outcomes_not_saved count=%zu", n);
-    }
     while (list) {
         struct outcome *next = list->next;
         free(list);
@@ -920,9 +937,8 @@ struct claim_arg {
     size_t n;
 };
 
-static int claim_cb(const struct store_delivery *d, void *arg)
+static int claim_one(const struct store_delivery *d, struct claim_arg *a)
 {
-    struct claim_arg *a = arg;
     struct delivery *dl = a->dl;
     if (inflight_has(dl, d->rcpt_id))
         return 0;   /* our own attempt is still running: its lease was renewed */
@@ -941,6 +957,30 @@ static int claim_cb(const struct store_delivery *d, void *arg)
     return 0;
 }
 
+/* The claim runs inside a group commit, maybe on another thread: it only
+ * copies the rows; the delivery thread takes them once it returns. */
+struct claim_write {
+    int64_t now, lease_until;
+    unsigned max;
+    struct store_delivery *rows;
+    size_t nrows;
+};
+
+static int claim_copy(const struct store_delivery *d, void *arg)
+{
+    struct claim_write *c = arg;
+    if (c->nrows < c->max)
+        c->rows[c->nrows++] = *d;
+    return 0;
+}
+
+static int apply_claim(struct store *st, void *arg)
+{
+    struct claim_write *c = arg;
+    c->nrows = 0;
+    return store_delivery_claim(st, c->now, c->lease_until, c->max, claim_copy, c);
+}
+
 static void schedule(struct delivery *dl)
 {
     if (dl->stopping)
@@ -951,9 +991,15 @@ static void schedule(struct delivery *dl)
         unsigned max = CLAIM_BATCH;
         if (max > MAX_UNITS_HELD - dl->units_held)
             max = (unsigned)(MAX_UNITS_HELD - dl->units_held);
-        if (store_delivery_claim(dl->st, (int64_t)now, (int64_t)now + dl->cfg.delivery_lease, max,
-                                 claim_cb, &a) != STORE_OK)
+        struct claim_write cw = { (int64_t)now, (int64_t)now + dl->cfg.delivery_lease, max,
+                                  dl->claim_rows, 0 };
+        struct gc_write w = { .apply = apply_claim, .arg = &cw };
+        if (group_commit_write(dl->gc, dl->st, &w) != STORE_OK)
             log_msg(LOG_ERROR, "delivery", "event=claim_failed");
+        else
+            for (size_t i = 0; i < cw.nrows; i++)
+                if (claim_one(&cw.rows[i], &a) != 0)
+                    break;
     }
     for (size_t b = 0; b < DEST_BUCKETS; b++)
         for (struct dest **dp = &dl->dests[b]; *dp;) {
@@ -1052,14 +1098,18 @@ static void *delivery_main(void *arg)
 }
 
 struct delivery *delivery_start(const struct sesame_config *cfg, struct outbound *ob,
-                                struct dns_resolver *dns, SSL_CTX *client_tls,
-                                char *err, size_t errlen)
+                                struct group_commit *gc, struct dns_resolver *dns,
+                                SSL_CTX *client_tls, char *err, size_t errlen)
 {
     struct delivery *dl = calloc(1, sizeof *dl);
-    if (!dl) {
+    if (dl)
+        dl->claim_rows = calloc(CLAIM_BATCH, sizeof *dl->claim_rows);
+    if (!dl || !dl->claim_rows) {
+        free(dl);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    dl->gc = gc;
     dl->cfg = *cfg;
     dl->ob = ob;
     dl->dns = dns;
@@ -1107,6 +1157,7 @@ fail:
         event_free(dl->flush_ev);
     if (dl->base)
         event_base_free(dl->base);
+    free(dl->claim_rows);
     free(dl);
     return NULL;
 }
@@ -1145,5 +1196,6 @@ void delivery_stop(struct delivery *dl)
     event_free(dl->flush_ev);
     store_close(dl->st);
     event_base_free(dl->base);
+    free(dl->claim_rows);
     free(dl);
 }

@@ -19,9 +19,11 @@ struct dns_resolver;
 
 struct delivery;
 
+struct group_commit;
+/* gc: the service's group commit, which the delivery's writes join. */
 struct delivery *delivery_start(const struct sesame_config *cfg, struct outbound *ob,
-                                struct dns_resolver *dns, SSL_CTX *client_tls,
-                                char *err, size_t errlen);
+                                struct group_commit *gc, struct dns_resolver *dns,
+                                SSL_CTX *client_tls, char *err, size_t errlen);
 /* Something was queued: look now (any thread). */
 void delivery_kick(struct delivery *d);
 /* Stops the thread: connections are closed, recipients not finished are

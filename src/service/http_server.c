@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include "util/log.h"
 
 #define LOG_PATH_MAX 200
@@ -36,6 +38,7 @@ struct http_server {
     unsigned port;
     struct metric *requests[6];      /* by status class: [1..5] */
     struct metric *latency;
+    struct http_server *next;        /* the other lanes (the first one owns them) */
 };
 
 static const char *method_name(enum evhttp_cmd_type cmd)
@@ -221,13 +224,12 @@ static void register_metrics(struct http_server *h)
                                    METRICS_LATENCY_BOUNDS, METRICS_LATENCY_NBOUNDS);
 }
 
-struct http_server *http_server_start(const struct config_listen *listen, struct api_context *proto,
-                                      char *err, size_t errlen)
+/* One lane: a thread with its event loop, its evhttp and its store
+ * connection. Several lanes accept on the same listening socket, so slow
+ * requests (a message to sign and queue) run in parallel and their store
+ * writes share group commits. */
+static struct http_server *lane_new(struct api_context *proto, char *err, size_t errlen)
 {
-    if (!listen || !proto || !proto->cfg) {
-        snprintf(err, errlen, "http: no configuration");
-        return NULL;
-    }
     struct http_server *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "http: out of memory");
@@ -262,6 +264,30 @@ struct http_server *http_server_start(const struct config_listen *listen, struct
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(h->http, on_request, h);
+    register_metrics(h);
+    return h;
+}
+
+static int lane_run(struct http_server *h, char *err, size_t errlen)
+{
+    if (pthread_create(&h->thread, NULL, run, h) != 0) {
+        snprintf(err, errlen, "http: cannot start a thread");
+        return -1;
+    }
+    h->running = true;
+    return 0;
+}
+
+struct http_server *http_server_start(const struct config_listen *listen, struct api_context *proto,
+                                      char *err, size_t errlen)
+{
+    if (!listen || !proto || !proto->cfg) {
+        snprintf(err, errlen, "http: no configuration");
+        return NULL;
+    }
+    struct http_server *h = lane_new(proto, err, errlen);
+    if (!h)
+        return NULL;
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(h->http, listen->host,
                                                                     (ev_uint16_t)listen->port);
     if (!bs) {
@@ -278,14 +304,30 @@ struct http_server *http_server_start(const struct config_listen *listen, struct
         else if (ss.ss_family == AF_INET6)
             h->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
-    register_metrics(h);
-    if (pthread_create(&h->thread, NULL, run, h) != 0) {
-        snprintf(err, errlen, "http: cannot start a thread");
-        destroy(h);
-        return NULL;
+    for (unsigned i = 1; i < HTTP_THREADS; i++) {
+        struct http_server *lane = lane_new(proto, err, errlen);
+        evutil_socket_t dfd = lane ? dup(fd) : -1;
+        if (!lane || dfd < 0 || evutil_make_socket_nonblocking(dfd) != 0 ||
+            !evhttp_accept_socket_with_handle(lane->http, dfd)) {
+            if (dfd >= 0)
+                close(dfd);
+            if (lane)
+                destroy(lane);
+            if (!err[0])
+                snprintf(err, errlen, "http: cannot share the listening socket");
+            http_server_stop(h);
+            return NULL;
+        }
+        lane->next = h->next;
+        h->next = lane;
     }
-    h->running = true;
-    log_msg(LOG_INFO, "http", "event=listening addr=%s port=%u", listen->host, h->port);
+    for (struct http_server *l = h; l; l = l->next)
+        if (lane_run(l, err, errlen) != 0) {
+            http_server_stop(h);
+            return NULL;
+        }
+    log_msg(LOG_INFO, "http", "event=listening addr=%s port=%u threads=%u", listen->host, h->port,
+            HTTP_THREADS);
     return h;
 }
 
@@ -296,11 +338,13 @@ unsigned http_server_port(const struct http_server *h)
 
 void http_server_stop(struct http_server *h)
 {
-    if (!h)
-        return;
-    if (h->running) {
-        event_active(h->stop_ev, 0, 0);
-        pthread_join(h->thread, NULL);
+    while (h) {
+        struct http_server *next = h->next;
+        if (h->running) {
+            event_active(h->stop_ev, 0, 0);
+            pthread_join(h->thread, NULL);
+        }
+        destroy(h);
+        h = next;
     }
-    destroy(h);
 }

@@ -243,7 +243,8 @@ struct service *service_new(const struct sesame_config *cfg, const char *config_
     svc->outbound = outbound_new(cfg, svc->gc, svc->st, err, errlen);
     if (!svc->outbound)
         goto fail;
-    svc->delivery = delivery_start(cfg, svc->outbound, svc->dns, svc->client_tls, err, errlen);
+    svc->delivery = delivery_start(cfg, svc->outbound, svc->gc, svc->dns, svc->client_tls, err,
+                                   errlen);
     if (!svc->delivery)
         goto fail;
     outbound_set_notify(svc->outbound, (void (*)(void *))delivery_kick, svc->delivery);

@@ -45,6 +45,7 @@
 #define HTTP_MAX_HEADERS_SIZE   16384
 #define HTTP_MAX_BODY_SIZE      (40 * 1024 * 1024) /* base64 of a 25 MiB message plus JSON */
 #define HTTP_TIMEOUT_S          30
+#define HTTP_THREADS            4     /* lanes accepting on the API socket (signing is CPU-bound) */
 
 /* Messages (RFC 5322 §2.1.1) */
 #define MAIL_MAX_LINE_LEN       998   /* excluding CRLF */
