@@ -34,7 +34,9 @@
 #include "store/store.h"
 #include "util/log.h"
 
-#define CLAIM_BATCH        200    /* recipients claimed per look */
+#define CLAIM_BATCH        500    /* recipients claimed per look */
+#define CLAIM_SPACING_MS   20     /* kicks closer than this share one claim */
+#define OUTCOME_FLUSH_MS   25     /* outcomes gathered into one store write */
 #define MAX_UNITS_HELD     5000   /* claimed and not finished, in memory */
 #define ROUTE_TTL_S        300
 #define PAUSE_AFTER_421_S  60
@@ -115,6 +117,8 @@ struct delivery {
     struct sesame_config cfg;
     struct group_commit *gc;     /* shared with the service's writers */
     struct store_delivery *claim_rows;  /* CLAIM_BATCH rows, reused */
+    struct event *claim_later;   /* a claim deferred by CLAIM_SPACING_MS */
+    double last_claim;           /* CLOCK_MONOTONIC seconds */
     struct oconn_list oconns;
     struct outbound *ob;
     struct dns_resolver *dns;
@@ -385,10 +389,14 @@ static void finish_unit(struct delivery *dl, struct unit *u, const struct smtp_c
             o->response);
     *dl->outcomes_tail = o;
     dl->outcomes_tail = &o->next;
-    if (++dl->noutcomes >= 256)
+    if (++dl->noutcomes >= 256) {
         flush_outcomes(dl);
-    else
-        event_active(dl->flush_ev, EV_TIMEOUT, 0);
+    } else if (!evtimer_pending(dl->flush_ev, NULL)) {
+        /* a commit blocks this loop for a group-commit round: gather the
+         * outcomes of the next few milliseconds into one */
+        struct timeval tv = { 0, OUTCOME_FLUSH_MS * 1000 };
+        evtimer_add(dl->flush_ev, &tv);
+    }
     unit_free(dl, u);
 }
 
@@ -986,7 +994,20 @@ static void schedule(struct delivery *dl)
     if (dl->stopping)
         return;
     time_t now = time(NULL);
-    if (dl->units_held < MAX_UNITS_HELD) {
+    struct timespec mt;
+    clock_gettime(CLOCK_MONOTONIC, &mt);
+    double mnow = (double)mt.tv_sec + (double)mt.tv_nsec / 1e9;
+    bool claim = dl->units_held < MAX_UNITS_HELD;
+    if (claim && mnow - dl->last_claim < CLAIM_SPACING_MS / 1000.0) {
+        /* a burst of kicks (one per message accepted): one claim for all */
+        claim = false;
+        if (!evtimer_pending(dl->claim_later, NULL)) {
+            struct timeval tv = { 0, CLAIM_SPACING_MS * 1000 };
+            evtimer_add(dl->claim_later, &tv);
+        }
+    }
+    if (claim) {
+        dl->last_claim = mnow;
         struct claim_arg a = { dl, 0 };
         unsigned max = CLAIM_BATCH;
         if (max > MAX_UNITS_HELD - dl->units_held)
@@ -1129,7 +1150,9 @@ struct delivery *delivery_start(const struct sesame_config *cfg, struct outbound
     dl->kick = event_new(dl->base, -1, 0, on_tick, dl);
     dl->stop_ev = event_new(dl->base, -1, 0, on_stop, dl);
     dl->flush_ev = event_new(dl->base, -1, 0, on_flush, dl);
-    if (!dl->events || !dl->tick || !dl->kick || !dl->stop_ev || !dl->flush_ev) {
+    dl->claim_later = evtimer_new(dl->base, on_tick, dl);
+    if (!dl->events || !dl->tick || !dl->kick || !dl->stop_ev || !dl->flush_ev ||
+        !dl->claim_later) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1155,6 +1178,8 @@ fail:
         event_free(dl->stop_ev);
     if (dl->flush_ev)
         event_free(dl->flush_ev);
+    if (dl->claim_later)
+        event_free(dl->claim_later);
     if (dl->base)
         event_base_free(dl->base);
     free(dl->claim_rows);
@@ -1194,6 +1219,7 @@ void delivery_stop(struct delivery *dl)
     event_free(dl->kick);
     event_free(dl->stop_ev);
     event_free(dl->flush_ev);
+    event_free(dl->claim_later);
     store_close(dl->st);
     event_base_free(dl->base);
     free(dl->claim_rows);
