@@ -11,6 +11,8 @@
  * boundary come from libsodium's randombytes. */
 #include "mail/mime_build.h"
 
+#include "util/utf8.h"
+
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <sodium.h>
@@ -41,41 +43,6 @@ __attribute__((format(printf, 3, 4))) static int errf(char *err, size_t errlen,
 }
 
 /* ---- text checks ------------------------------------------------------ */
-
-static bool utf8_valid(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        unsigned cp, min;
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, cp = c & 0x0f, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return false;
-        }
-        if (n - i <= k)
-            return false;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
 
 /* Length of the UTF-8 sequence a (valid) lead octet starts. */
 static size_t utf8_len(unsigned char c)

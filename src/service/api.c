@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "service/api_internal.h"
+#include "util/utf8.h"
 #include "service/rules.h"
 #include "util/log.h"
 
@@ -75,40 +76,6 @@ static const struct route routes[] = {
 
 /* ---- helpers shared by the handlers ---- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return len;
-}
-
 json_t *api_strn(const char *s, size_t len)
 {
     if (!s)
@@ -116,7 +83,7 @@ json_t *api_strn(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
-        size_t k = utf8_seq(p + i, len - i);
+        size_t k = utf8_seq_len(p + i, len - i);
         if (k == 0)
             break;
         i += k;
@@ -131,7 +98,7 @@ json_t *api_strn(const char *s, size_t len)
         return NULL;
     }
     while (i < len) {
-        size_t k = utf8_seq(p + i, len - i);
+        size_t k = utf8_seq_len(p + i, len - i);
         int rc = k ? buf_append(&b, p + i, k) : buf_append(&b, "\xef\xbf\xbd", 3);
         if (rc != 0) {
             buf_free(&b);

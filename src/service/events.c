@@ -19,6 +19,8 @@
  * and should deduplicate on X-Sesame-Event-Id). */
 #include "service/events.h"
 
+#include "util/utf8.h"
+
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <inttypes.h>
@@ -152,35 +154,6 @@ static int64_t iso_parse(const char *s)
 
 /* ---- building ---- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        lo = c == 0xe0 ? 0xa0 : 0x80;
-        hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        lo = c == 0xf0 ? 0x90 : 0x80;
-        hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 0;
-    }
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return len;
-}
-
 /* A JSON string of s; bytes that are not UTF-8 (a subject taken from a
  * raw header may hold anything) become U+FFFD rather than lose the event. */
 static json_t *jstr(const char *s)
@@ -195,7 +168,7 @@ static json_t *jstr(const char *s)
     if (!t)
         return NULL;
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_len((const unsigned char *)s + i, n - i);
+        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
         if (k) {
             memcpy(t + o, s + i, k);
             o += k;

@@ -5,6 +5,8 @@
  * See smtp_cmd.h. */
 #include "smtp/smtp_cmd.h"
 
+#include "util/utf8.h"
+
 #include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
@@ -64,57 +66,9 @@ static bool is_atext(unsigned char c)
     return c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
 }
 
-/* Length of the UTF-8 sequence at buf (lead byte >= 0x80), or 0 when it is
- * malformed (RFC 3629 table: no overlongs, no surrogates, <= U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    if (len == 0)
-        return 0;
-    unsigned char c = s[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 bool smtp_utf8_valid(const char *buf, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)buf;
-    size_t i = 0;
-    while (i < len) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n = utf8_seq(s + i, len - i);
-        if (n == 0)
-            return false;
-        i += n;
-    }
-    return true;
+    return utf8_valid(buf, len);
 }
 
 /* ---- the verb ---- */
@@ -204,7 +158,7 @@ static bool cur_eat(struct cur *c, unsigned char ch)
 /* One UTF-8 non-ASCII character at the cursor (lead byte >= 0x80). */
 static enum smtp_cmd_err eat_utf8(struct cur *c, bool *utf8)
 {
-    size_t n = utf8_seq(c->p + c->i, c->len - c->i);
+    size_t n = utf8_seq_len(c->p + c->i, c->len - c->i);
     if (n == 0)
         return SMTP_CMD_ERR_UTF8_INVALID;
     c->i += n;
