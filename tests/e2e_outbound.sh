@@ -116,10 +116,10 @@ send_api() {   # send_api TO [SUBJECT] → prints the message id (or the error)
   r=$(api POST /v1/messages "$API_KEY_shop" "{\"from\":\"Shop <orders@shop.test>\",\"to\":[\"$1\"],\"subject\":\"${2:-Your order}\",\"text\":\"Thanks for your order.\\nSee you soon.\",\"html\":\"<p>Thanks for your order.</p>\"}")
   case "$r" in "202 "*) json_get "${r#202 }" 'j["id"]' ;; *) echo "ERR $r" ;; esac
 }
-# wait_status ID ADDRESS STATUS: until that recipient reaches STATUS (20 s)
+# wait_status ID ADDRESS STATUS: until that recipient reaches STATUS (40 s)
 wait_status() {
   local got=""
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 400); do
     got=$(api GET "/v1/messages/$1" "$API_KEY_shop" | $PY -c '
 import sys, json
 t = sys.stdin.read(); j = json.loads(t[4:]) if t[:3] == "200" else {}
@@ -128,7 +128,11 @@ print(next((r["status"] for r in j.get("recipients", []) if r["address"] == sys.
     sleep 0.1
   done
   E2E_CHECKS=$((E2E_CHECKS + 1))
-  [ "$got" = "$3" ] || fail "message $1 to $2: status $got, want $3"
+  if [ "$got" != "$3" ]; then
+    fail "message $1 to $2: status $got, want $3"
+    api GET "/v1/messages/$1" "$API_KEY_shop" >&2
+    tail -20 "$d/serve.log" >&2
+  fi
 }
 events_of() {   # events_of ID → the event types, space-separated
   api GET "/v1/messages/$1" "$API_KEY_shop" | $PY -c '
@@ -211,7 +215,7 @@ VERP=$(grep -o 'bounce+[^@ >]*@bounce.shop.test' "$msg" | head -1)
 dsn_for carol@ok.test "$VERP" > "$d/dsn.eml"
 out=$($SEND send "$MX_PORT" "" "$VERP" "$d/dsn.eml" --src 127.0.0.10)
 expect_contains "$out" "250 2.0.0"
-for _ in $(seq 1 50); do
+for _ in $(seq 1 150); do
   case "$(events_of "$id")" in *Bounce*) break ;; esac; sleep 0.1
 done
 expect_contains "$(events_of "$id")" "Bounce"
@@ -228,7 +232,7 @@ VERP=$(grep -o 'bounce+[^@ >]*@bounce.shop.test' "$msg" | head -1)
 printf 'From: fbl@ok.test\r\nTo: %s\r\nSubject: FW: Order 3\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary="b2"\r\n\r\n--b2\r\nContent-Type: text/plain\r\n\r\nThis is an abuse report.\r\n--b2\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: okfbl/1.0\r\nVersion: 1\r\nOriginal-Rcpt-To: dave@ok.test\r\n\r\n--b2\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: orders@shop.test\r\nTo: dave@ok.test\r\nSubject: Order 3\r\n\r\n--b2--\r\n' "$VERP" > "$d/arf.eml"
 out=$($SEND send "$MX_PORT" "" "$VERP" "$d/arf.eml" --src 127.0.0.10)
 expect_contains "$out" "250 2.0.0"
-for _ in $(seq 1 50); do
+for _ in $(seq 1 150); do
   case "$(events_of "$id")" in *Complaint*) break ;; esac; sleep 0.1
 done
 expect_contains "$(events_of "$id")" "Complaint"
@@ -238,7 +242,7 @@ out=$(swaks --server 127.0.0.1 --port "$SUB_PORT" --auth PLAIN --auth-user "$SMT
       --auth-password "$SMTP_PASS_shop" --from orders@shop.test --to erin@ok.test \
       --header "From: orders@shop.test" --header "Subject: via submission" 2>&1)
 expect_contains "$out" "250 2.0.0 Ok: queued as"
-for _ in $(seq 1 100); do grep -lq "erin@ok.test" "$d"/sink/*.eml 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 300); do grep -lq "erin@ok.test" "$d"/sink/*.eml 2>/dev/null && break; sleep 0.1; done
 E2E_CHECKS=$((E2E_CHECKS + 1))
 grep -l "erin@ok.test" "$d"/sink/*.eml 2>/dev/null | xargs -r grep -q "DKIM-Signature" \
   || fail "the submitted message was not delivered signed"
@@ -261,9 +265,9 @@ r=$(api POST /v1/messages "$API_KEY_shop" '{"from":"ceo@small.test","to":["x@ok.
 expect_contains "$r" "identity_not_verified"
 
 # --- the webhook: signed events after a failed first attempt
-for _ in $(seq 1 150); do [ "$(ls "$d/hooks" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 1 300); do [ "$(ls "$d/hooks" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.1; done
 E2E_CHECKS=$((E2E_CHECKS + 1))
-$PY - "$d/hooks" "$HOOK_SECRET" <<'PY' || fail "webhook deliveries: $(ls "$d/hooks")"
+$PY - "$d/hooks" "$HOOK_SECRET" <<'PY' || { fail "webhook deliveries: $(ls "$d/hooks")"; tail -20 "$d/serve.log" >&2; }
 import hashlib, hmac, json, os, sys
 d, secret = sys.argv[1], sys.argv[2]
 files = sorted(os.listdir(d))

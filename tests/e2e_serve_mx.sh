@@ -182,7 +182,7 @@ raw=$(api GET "/v1/inbound/$id/raw" "$API_KEY_acme")
 expect_contains "$raw" "X-Tagged: by-rule"
 case "$raw" in *X-Internal*) fail "strip_header left X-Internal" ;; esac
 E2E_CHECKS=$((E2E_CHECKS + 1))
-for _ in $(seq 1 100); do [ -s "$d/hook.json" ] && break; sleep 0.05; done
+for _ in $(seq 1 300); do [ -s "$d/hook.json" ] && break; sleep 0.05; done
 hook=$(cat "$d/hook.json" 2>/dev/null || echo '{}')
 expect_json "$hook" eventType Received
 expect_json "$hook" id "$id"

@@ -203,6 +203,7 @@ struct service *service_new(const struct sesame_config *cfg, const char *config_
         return NULL;
     }
     svc->cfg = *cfg;
+    svc->http_cfg = *cfg;   /* the HTTP lanes' copy: SIGHUP never writes it (no data race) */
     snprintf(svc->config_path, sizeof svc->config_path, "%s", config_path ? config_path : "");
     TAILQ_INIT(&svc->conns);
     log_set_level(level_of(cfg->log_level));
@@ -251,7 +252,7 @@ struct service *service_new(const struct sesame_config *cfg, const char *config_
     if (cfg->http.text[0]) {
         struct api_context proto = { .st = NULL, .dns = svc->dns, .creds = svc->creds,
                                      .authfail = svc->authfail, .metrics = svc->metrics,
-                                     .cfg = &svc->cfg, .outbound = svc->outbound };
+                                     .cfg = &svc->http_cfg, .outbound = svc->outbound };
         svc->http = http_server_start(&cfg->http, &proto, err, errlen);
         if (!svc->http)
             goto fail;

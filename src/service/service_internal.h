@@ -52,7 +52,8 @@ struct service_metrics {
 };
 
 struct service {
-    struct sesame_config cfg;
+    struct sesame_config cfg;            /* the loop thread's; SIGHUP updates it */
+    struct sesame_config http_cfg;       /* read by the HTTP lanes; fixed at start */
     char config_path[CONFIG_STR_MAX];
     struct event_base *base;
     SSL_CTX *tls;
