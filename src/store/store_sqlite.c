@@ -10,18 +10,14 @@
  * leaves this file: callers see store_rc codes, int64 ids and Unix times.
  * Writes that take several statements run in their own transaction (or a
  * savepoint inside the caller's), so each store_* call is atomic.
- *
- * Queue claims (deliveries, webhook jobs) select the due rows and lease them
- * in one BEGIN IMMEDIATE transaction, so concurrent claimers (threads or
- * processes, each with its own handle) never take the same row; the claim
- * is committed before the callbacks run, so a callback may use the handle.
- * A lease that runs out (the claimer died) makes the row due again. */
+ * The outbound half (keys, delivery queue, events, webhooks, suppressions,
+ * secrets) is store_sqlite_outbound.c; store_sqlite_internal.h holds what
+ * the two share. */
 #include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/store_sqlite_internal.h"
 #include "util/log.h"
 
 #define STORE_BUSY_TIMEOUT_MS 10000
@@ -198,47 +195,6 @@ static const char *const migrations[] = {
 
 /* ---- statements, prepared on first use and kept per handle ---- */
 
-enum sid {
-    S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
-    S_ACC_INSERT, S_ACC_GET, S_ACC_GET_NAME, S_ACC_UPDATE,
-    S_CRED_INSERT, S_CRED_GET,
-    S_DOM_INSERT, S_DOM_GET, S_DOM_FIND_VERIFIED, S_DOM_OWNER, S_DOM_VERIFIED_ELSEWHERE,
-    S_DOM_UPDATE, S_DOM_LIST,
-    S_SND_INSERT, S_SND_GET, S_SND_GET_TOKEN, S_SND_UPDATE,
-    S_INB_INSERT, S_INB_LIST, S_INB_GET, S_INB_COUNT,
-    S_RULE_INSERT, S_RULE_DELETE, S_RULE_LIST,
-    S_OUT_MSG_INSERT, S_OUT_RCPT_INSERT, S_OUT_COUNT_SINCE, S_OUT_OLDEST_SINCE, S_OUT_COUNT,
-    S_KEY_INSERT, S_KEY_UPDATE, S_KEY_LIST,
-    S_DLV_DUE, S_DLV_MARK, S_DLV_UPDATE, S_DLV_NEXT_DUE, S_DLV_GET,
-    S_OUT_GET_RAW, S_OUT_GET, S_OUT_RCPTS,
-    S_EVT_MSG_OWNER, S_EVT_INSERT, S_EVT_FANOUT, S_EVT_LIST,
-    S_WH_INSERT, S_WH_DELETE, S_WH_LIST,
-    S_JOB_DUE, S_JOB_MARK, S_JOB_DELETE, S_JOB_RETRY,
-    S_SUP_PUT, S_SUP_GET, S_SUP_DELETE, S_SUP_LIST,
-    S_SECRET_GET, S_SECRET_INSERT,
-    S_COUNT
-};
-
-#define ACC_COLS "id, name, sandbox, max_24h, max_rate, dmarc_report_only, created_at"
-#define DOM_COLS "id, account_id, domain, status, verify_token, mail_from_domain, " \
-                 "created_at, verified_at, checked_at"
-#define SND_COLS "id, account_id, address, status, token, created_at, expires_at, verified_at"
-#define INB_COLS "id, account_id, received_at, mail_from, rcpt_json, client_ip, helo, " \
-                 "spf, dkim, dmarc, authres, quarantine, message_id, subject, from_hdr, size"
-#define KEY_COLS "id, domain_id, selector, algorithm, key_path, record, status, " \
-                 "created_at, retired_at"
-/* A recipient row with its message's columns (r: outbound_recipients, m:
- * outbound_messages); read by read_delivery. */
-#define DLV_COLS "r.id, r.message_id, m.account_id, r.rcpt, r.domain, m.mail_from, r.status, " \
-                 "r.attempts, m.created_at, r.next_attempt_at, r.updated_at, r.last_response"
-#define DLV_FROM "outbound_recipients r JOIN outbound_messages m ON m.id = r.message_id"
-/* Not final; the same expression as the partial index outbound_recipients_pending,
- * so the planner can use it. */
-#define RCPT_PENDING "status IN ('queued', 'sending', 'deferred')"
-#define EVT_COLS "id, account_id, message_id, type, rcpt, created_at, json"
-#define WH_COLS "id, account_id, url, events, secret, created_at"
-#define SUP_COLS "account_id, address, reason, detail, created_at"
-
 static const char *const sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -349,21 +305,16 @@ static const char *const sql[S_COUNT] = {
                         "VALUES (?1, ?2, ?3)",
 };
 
-struct store {
-    sqlite3 *db;
-    bool in_tx;                   /* inside store_begin .. store_commit/rollback */
-    sqlite3_stmt *stmts[S_COUNT];
-};
 
 /* ---- helpers ---- */
 
-static int fail(struct store *st, const char *op, int rc)
+int sq_fail(struct store *st, const char *op, int rc)
 {
     log_msg(LOG_ERROR, "store", "op=%s code=%d error=\"%s\"", op, rc, sqlite3_errmsg(st->db));
     return STORE_ERROR;
 }
 
-static sqlite3_stmt *stmt(struct store *st, enum sid id)
+sqlite3_stmt *sq_stmt(struct store *st, enum sid id)
 {
     if (id > S_ROLLBACK_TO && st->in_tx && sqlite3_get_autocommit(st->db)) {
         /* an error rolled the caller's transaction back: writing now would
@@ -375,7 +326,7 @@ static sqlite3_stmt *stmt(struct store *st, enum sid id)
         int rc = sqlite3_prepare_v3(st->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                     &st->stmts[id], NULL);
         if (rc != SQLITE_OK) {
-            fail(st, "prepare", rc);
+            sq_fail(st, "prepare", rc);
             st->stmts[id] = NULL;
         }
     }
@@ -383,7 +334,7 @@ static sqlite3_stmt *stmt(struct store *st, enum sid id)
 }
 
 /* Every statement is reset after use, so no read snapshot stays open. */
-static void done(sqlite3_stmt *s)
+void sq_done(sqlite3_stmt *s)
 {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -392,16 +343,16 @@ static void done(sqlite3_stmt *s)
 /* Runs a statement that returns no rows. */
 static int exec_stmt(struct store *st, enum sid id, const char *op)
 {
-    sqlite3_stmt *s = stmt(st, id);
+    sqlite3_stmt *s = sq_stmt(st, id);
     if (!s)
         return STORE_ERROR;
     int rc = sqlite3_step(s);
-    done(s);
-    return rc == SQLITE_DONE ? STORE_OK : fail(st, op, rc);
+    sq_done(s);
+    return rc == SQLITE_DONE ? STORE_OK : sq_fail(st, op, rc);
 }
 
 /* The outcome of a write statement's step. */
-static int write_rc(struct store *st, const char *op, int rc)
+int sq_write_rc(struct store *st, const char *op, int rc)
 {
     switch (rc) {
     case SQLITE_DONE:
@@ -412,28 +363,28 @@ static int write_rc(struct store *st, const char *op, int rc)
     case SQLITE_CONSTRAINT_FOREIGNKEY:   /* the account (or message) is not there */
         return STORE_NOTFOUND;
     default:
-        return fail(st, op, rc);
+        return sq_fail(st, op, rc);
     }
 }
 
-static int64_t now_or(int64_t t)
+int64_t sq_now_or(int64_t t)
 {
     return t ? t : (int64_t)time(NULL);
 }
 
 /* Binds the C string in an array of size bytes, never reading past it. */
-static int bind_arr(sqlite3_stmt *s, int i, const char *arr, size_t size)
+int sq_bind_arr(sqlite3_stmt *s, int i, const char *arr, size_t size)
 {
     return sqlite3_bind_text(s, i, arr, (int)strnlen(arr, size), SQLITE_STATIC);
 }
 
-static int bind_str(sqlite3_stmt *s, int i, const char *str)
+int sq_bind_str(sqlite3_stmt *s, int i, const char *str)
 {
     return sqlite3_bind_text(s, i, str ? str : "", -1, SQLITE_STATIC);
 }
 
 /* true when s is NULL or longer than max bytes (caller bugs: logged). */
-static bool too_long(const char *what, const char *s, size_t max)
+bool sq_too_long(const char *what, const char *s, size_t max)
 {
     if (s && strnlen(s, max + 1) <= max)
         return false;
@@ -442,7 +393,7 @@ static bool too_long(const char *what, const char *s, size_t max)
     return true;
 }
 
-static void col_text(sqlite3_stmt *s, int i, char *dst, size_t size)
+void sq_col_text(sqlite3_stmt *s, int i, char *dst, size_t size)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
     size_t n = t ? (size_t)sqlite3_column_bytes(s, i) : 0;
@@ -453,7 +404,7 @@ static void col_text(sqlite3_stmt *s, int i, char *dst, size_t size)
     dst[n] = '\0';
 }
 
-static char *col_dup(sqlite3_stmt *s, int i)
+char *sq_col_dup(sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
     size_t n = t ? (size_t)sqlite3_column_bytes(s, i) : 0;
@@ -515,14 +466,14 @@ static int rcpt_domain(const char *rcpt, char *out, size_t size)
 
 /* Several statements as one: a transaction of their own, or a savepoint
  * inside the caller's transaction. */
-static int op_begin(struct store *st)
+int sq_op_begin(struct store *st)
 {
     if (st->in_tx && sqlite3_get_autocommit(st->db))
         return STORE_ERROR;
     return exec_stmt(st, st->in_tx ? S_SAVEPOINT : S_BEGIN, "op_begin");
 }
 
-static int op_end(struct store *st, int rc)
+int sq_op_end(struct store *st, int rc)
 {
     if (rc == STORE_OK) {
         if (exec_stmt(st, st->in_tx ? S_RELEASE : S_COMMIT, "op_commit") == STORE_OK)
@@ -820,20 +771,20 @@ void store_rollback(struct store *st)
 
 int store_account_insert(struct store *st, struct store_account *a)
 {
-    if (too_long("account.name", a->name, STORE_NAME_MAX) || !a->name[0])
+    if (sq_too_long("account.name", a->name, STORE_NAME_MAX) || !a->name[0])
         return STORE_ERROR;
-    sqlite3_stmt *s = stmt(st, S_ACC_INSERT);
+    sqlite3_stmt *s = sq_stmt(st, S_ACC_INSERT);
     if (!s)
         return STORE_ERROR;
-    int64_t created = now_or(a->created_at);
-    bind_arr(s, 1, a->name, sizeof a->name);
+    int64_t created = sq_now_or(a->created_at);
+    sq_bind_arr(s, 1, a->name, sizeof a->name);
     sqlite3_bind_int(s, 2, a->sandbox);
     sqlite3_bind_int64(s, 3, a->max_24h);
     sqlite3_bind_int64(s, 4, a->max_rate);
     sqlite3_bind_int(s, 5, a->dmarc_report_only);
     sqlite3_bind_int64(s, 6, created);
-    int rc = write_rc(st, "account_insert", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "account_insert", sqlite3_step(s));
+    sq_done(s);
     if (rc == STORE_OK) {
         a->id = sqlite3_last_insert_rowid(st->db);
         a->created_at = created;
@@ -845,7 +796,7 @@ static void read_account(sqlite3_stmt *s, struct store_account *out)
 {
     memset(out, 0, sizeof *out);
     out->id = sqlite3_column_int64(s, 0);
-    col_text(s, 1, out->name, sizeof out->name);
+    sq_col_text(s, 1, out->name, sizeof out->name);
     out->sandbox = sqlite3_column_int(s, 2) != 0;
     out->max_24h = (uint32_t)sqlite3_column_int64(s, 3);
     out->max_rate = (uint32_t)sqlite3_column_int64(s, 4);
@@ -854,7 +805,7 @@ static void read_account(sqlite3_stmt *s, struct store_account *out)
 }
 
 /* Steps a statement expected to return at most one row, read by fn. */
-static int get_one(struct store *st, sqlite3_stmt *s, const char *op,
+int sq_get_one(struct store *st, sqlite3_stmt *s, const char *op,
                    void (*fn)(sqlite3_stmt *, void *), void *out)
 {
     int rc = sqlite3_step(s);
@@ -865,9 +816,9 @@ static int get_one(struct store *st, sqlite3_stmt *s, const char *op,
     } else if (rc == SQLITE_DONE) {
         ret = STORE_NOTFOUND;
     } else {
-        ret = fail(st, op, rc);
+        ret = sq_fail(st, op, rc);
     }
-    done(s);
+    sq_done(s);
     return ret;
 }
 
@@ -875,27 +826,27 @@ static void read_account_cb(sqlite3_stmt *s, void *out) { read_account(s, out); 
 
 int store_account_get(struct store *st, int64_t id, struct store_account *out)
 {
-    sqlite3_stmt *s = stmt(st, S_ACC_GET);
+    sqlite3_stmt *s = sq_stmt(st, S_ACC_GET);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
-    return get_one(st, s, "account_get", read_account_cb, out);
+    return sq_get_one(st, s, "account_get", read_account_cb, out);
 }
 
 int store_account_get_by_name(struct store *st, const char *name, struct store_account *out)
 {
     if (!name || strnlen(name, STORE_NAME_MAX + 1) > STORE_NAME_MAX)
         return STORE_NOTFOUND;
-    sqlite3_stmt *s = stmt(st, S_ACC_GET_NAME);
+    sqlite3_stmt *s = sq_stmt(st, S_ACC_GET_NAME);
     if (!s)
         return STORE_ERROR;
-    bind_str(s, 1, name);
-    return get_one(st, s, "account_get_by_name", read_account_cb, out);
+    sq_bind_str(s, 1, name);
+    return sq_get_one(st, s, "account_get_by_name", read_account_cb, out);
 }
 
 int store_account_update(struct store *st, const struct store_account *a)
 {
-    sqlite3_stmt *s = stmt(st, S_ACC_UPDATE);
+    sqlite3_stmt *s = sq_stmt(st, S_ACC_UPDATE);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, a->id);
@@ -903,8 +854,8 @@ int store_account_update(struct store *st, const struct store_account *a)
     sqlite3_bind_int64(s, 3, a->max_24h);
     sqlite3_bind_int64(s, 4, a->max_rate);
     sqlite3_bind_int(s, 5, a->dmarc_report_only);
-    int rc = write_rc(st, "account_update", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "account_update", sqlite3_step(s));
+    sq_done(s);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
         rc = STORE_NOTFOUND;
     return rc;
@@ -915,19 +866,19 @@ int store_account_update(struct store *st, const struct store_account *a)
 int store_credential_insert(struct store *st, int64_t account_id, enum store_cred_kind kind,
                             const char *lookup, const char *hash)
 {
-    if (too_long("credential.lookup", lookup, STORE_LOOKUP_MAX) ||
-        too_long("credential.hash", hash, STORE_HASH_MAX))
+    if (sq_too_long("credential.lookup", lookup, STORE_LOOKUP_MAX) ||
+        sq_too_long("credential.hash", hash, STORE_HASH_MAX))
         return STORE_ERROR;
-    sqlite3_stmt *s = stmt(st, S_CRED_INSERT);
+    sqlite3_stmt *s = sq_stmt(st, S_CRED_INSERT);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, account_id);
     sqlite3_bind_int(s, 2, (int)kind);
-    bind_str(s, 3, lookup);
-    bind_str(s, 4, hash);
+    sq_bind_str(s, 3, lookup);
+    sq_bind_str(s, 4, hash);
     sqlite3_bind_int64(s, 5, (int64_t)time(NULL));
-    int rc = write_rc(st, "credential_insert", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "credential_insert", sqlite3_step(s));
+    sq_done(s);
     return rc;
 }
 
@@ -936,11 +887,11 @@ int store_credential_get(struct store *st, enum store_cred_kind kind, const char
 {
     if (!lookup || strnlen(lookup, STORE_LOOKUP_MAX + 1) > STORE_LOOKUP_MAX)
         return STORE_NOTFOUND;
-    sqlite3_stmt *s = stmt(st, S_CRED_GET);
+    sqlite3_stmt *s = sq_stmt(st, S_CRED_GET);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int(s, 1, (int)kind);
-    bind_str(s, 2, lookup);
+    sq_bind_str(s, 2, lookup);
     int rc = sqlite3_step(s), ret;
     if (rc == SQLITE_ROW) {
         size_t n = (size_t)sqlite3_column_bytes(s, 1);
@@ -954,9 +905,9 @@ int store_credential_get(struct store *st, enum store_cred_kind kind, const char
             ret = STORE_OK;
         }
     } else {
-        ret = rc == SQLITE_DONE ? STORE_NOTFOUND : fail(st, "credential_get", rc);
+        ret = rc == SQLITE_DONE ? STORE_NOTFOUND : sq_fail(st, "credential_get", rc);
     }
-    done(s);
+    sq_done(s);
     return ret;
 }
 
@@ -968,10 +919,10 @@ static void read_domain(sqlite3_stmt *s, void *p)
     memset(d, 0, sizeof *d);
     d->id = sqlite3_column_int64(s, 0);
     d->account_id = sqlite3_column_int64(s, 1);
-    col_text(s, 2, d->domain, sizeof d->domain);
+    sq_col_text(s, 2, d->domain, sizeof d->domain);
     d->status = sqlite3_column_int(s, 3);
-    col_text(s, 4, d->verify_token, sizeof d->verify_token);
-    col_text(s, 5, d->mail_from_domain, sizeof d->mail_from_domain);
+    sq_col_text(s, 4, d->verify_token, sizeof d->verify_token);
+    sq_col_text(s, 5, d->mail_from_domain, sizeof d->mail_from_domain);
     d->created_at = sqlite3_column_int64(s, 6);
     d->verified_at = sqlite3_column_int64(s, 7);
     d->checked_at = sqlite3_column_int64(s, 8);
@@ -984,20 +935,20 @@ int store_domain_insert(struct store *st, struct store_domain *d)
         log_msg(LOG_ERROR, "store", "op=domain_insert error=\"bad domain\"");
         return STORE_ERROR;
     }
-    sqlite3_stmt *s = stmt(st, S_DOM_INSERT);
+    sqlite3_stmt *s = sq_stmt(st, S_DOM_INSERT);
     if (!s)
         return STORE_ERROR;
-    int64_t created = now_or(d->created_at);
+    int64_t created = sq_now_or(d->created_at);
     sqlite3_bind_int64(s, 1, d->account_id);
-    bind_str(s, 2, dom);
+    sq_bind_str(s, 2, dom);
     sqlite3_bind_int(s, 3, d->status);
-    bind_arr(s, 4, d->verify_token, sizeof d->verify_token);
-    bind_arr(s, 5, d->mail_from_domain, sizeof d->mail_from_domain);
+    sq_bind_arr(s, 4, d->verify_token, sizeof d->verify_token);
+    sq_bind_arr(s, 5, d->mail_from_domain, sizeof d->mail_from_domain);
     sqlite3_bind_int64(s, 6, created);
     sqlite3_bind_int64(s, 7, d->verified_at);
     sqlite3_bind_int64(s, 8, d->checked_at);
-    int rc = write_rc(st, "domain_insert", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "domain_insert", sqlite3_step(s));
+    sq_done(s);
     if (rc == STORE_OK) {
         d->id = sqlite3_last_insert_rowid(st->db);
         d->created_at = created;
@@ -1012,12 +963,12 @@ int store_domain_get(struct store *st, int64_t account_id, const char *domain,
     char dom[DNS_MAX_NAME_LEN + 1];
     if (!domain || norm_domain(domain, dom, sizeof dom) != 0)
         return STORE_NOTFOUND;
-    sqlite3_stmt *s = stmt(st, S_DOM_GET);
+    sqlite3_stmt *s = sq_stmt(st, S_DOM_GET);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, account_id);
-    bind_str(s, 2, dom);
-    return get_one(st, s, "domain_get", read_domain, out);
+    sq_bind_str(s, 2, dom);
+    return sq_get_one(st, s, "domain_get", read_domain, out);
 }
 
 int store_domain_find_verified(struct store *st, const char *domain, struct store_domain *out)
@@ -1025,11 +976,11 @@ int store_domain_find_verified(struct store *st, const char *domain, struct stor
     char dom[DNS_MAX_NAME_LEN + 1];
     if (!domain || norm_domain(domain, dom, sizeof dom) != 0)
         return STORE_NOTFOUND;
-    sqlite3_stmt *s = stmt(st, S_DOM_FIND_VERIFIED);
+    sqlite3_stmt *s = sq_stmt(st, S_DOM_FIND_VERIFIED);
     if (!s)
         return STORE_ERROR;
-    bind_str(s, 1, dom);
-    return get_one(st, s, "domain_find_verified", read_domain, out);
+    sq_bind_str(s, 1, dom);
+    return sq_get_one(st, s, "domain_find_verified", read_domain, out);
 }
 
 struct owner {
@@ -1041,54 +992,54 @@ static void read_owner(sqlite3_stmt *s, void *p)
 {
     struct owner *o = p;
     o->account_id = sqlite3_column_int64(s, 0);
-    col_text(s, 1, o->domain, sizeof o->domain);
+    sq_col_text(s, 1, o->domain, sizeof o->domain);
 }
 
 static int domain_update_locked(struct store *st, const struct store_domain *d)
 {
     struct owner o;
-    sqlite3_stmt *s = stmt(st, S_DOM_OWNER);
+    sqlite3_stmt *s = sq_stmt(st, S_DOM_OWNER);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, d->id);
-    int rc = get_one(st, s, "domain_update", read_owner, &o);
+    int rc = sq_get_one(st, s, "domain_update", read_owner, &o);
     if (rc != STORE_OK)
         return rc;
     if (d->status == STORE_ID_VERIFIED) {
-        if (!(s = stmt(st, S_DOM_VERIFIED_ELSEWHERE)))
+        if (!(s = sq_stmt(st, S_DOM_VERIFIED_ELSEWHERE)))
             return STORE_ERROR;
-        bind_str(s, 1, o.domain);
+        sq_bind_str(s, 1, o.domain);
         sqlite3_bind_int64(s, 2, o.account_id);
         rc = sqlite3_step(s);
-        done(s);
+        sq_done(s);
         if (rc == SQLITE_ROW)
             return STORE_EXISTS;
         if (rc != SQLITE_DONE)
-            return fail(st, "domain_update", rc);
+            return sq_fail(st, "domain_update", rc);
     }
-    if (!(s = stmt(st, S_DOM_UPDATE)))
+    if (!(s = sq_stmt(st, S_DOM_UPDATE)))
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, d->id);
     sqlite3_bind_int(s, 2, d->status);
-    bind_arr(s, 3, d->verify_token, sizeof d->verify_token);
-    bind_arr(s, 4, d->mail_from_domain, sizeof d->mail_from_domain);
+    sq_bind_arr(s, 3, d->verify_token, sizeof d->verify_token);
+    sq_bind_arr(s, 4, d->mail_from_domain, sizeof d->mail_from_domain);
     sqlite3_bind_int64(s, 5, d->verified_at);
     sqlite3_bind_int64(s, 6, d->checked_at);
-    rc = write_rc(st, "domain_update", sqlite3_step(s));
-    done(s);
+    rc = sq_write_rc(st, "domain_update", sqlite3_step(s));
+    sq_done(s);
     return rc;
 }
 
 int store_domain_update(struct store *st, const struct store_domain *d)
 {
-    if (op_begin(st) != STORE_OK)
+    if (sq_op_begin(st) != STORE_OK)
         return STORE_ERROR;
-    return op_end(st, domain_update_locked(st, d));
+    return sq_op_end(st, domain_update_locked(st, d));
 }
 
 int store_domain_list(struct store *st, int64_t account_id, store_domain_cb cb, void *arg)
 {
-    sqlite3_stmt *s = stmt(st, S_DOM_LIST);
+    sqlite3_stmt *s = sq_stmt(st, S_DOM_LIST);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, account_id);
@@ -1101,8 +1052,8 @@ int store_domain_list(struct store *st, int64_t account_id, store_domain_cb cb, 
             break;
         }
     }
-    done(s);
-    return rc == SQLITE_DONE ? STORE_OK : fail(st, "domain_list", rc);
+    sq_done(s);
+    return rc == SQLITE_DONE ? STORE_OK : sq_fail(st, "domain_list", rc);
 }
 
 /* ---- senders ---- */
@@ -1113,9 +1064,9 @@ static void read_sender(sqlite3_stmt *s, void *p)
     memset(x, 0, sizeof *x);
     x->id = sqlite3_column_int64(s, 0);
     x->account_id = sqlite3_column_int64(s, 1);
-    col_text(s, 2, x->address, sizeof x->address);
+    sq_col_text(s, 2, x->address, sizeof x->address);
     x->status = sqlite3_column_int(s, 3);
-    col_text(s, 4, x->token, sizeof x->token);
+    sq_col_text(s, 4, x->token, sizeof x->token);
     x->created_at = sqlite3_column_int64(s, 5);
     x->expires_at = sqlite3_column_int64(s, 6);
     x->verified_at = sqlite3_column_int64(s, 7);
@@ -1125,23 +1076,23 @@ int store_sender_insert(struct store *st, struct store_sender *x)
 {
     char addr[SMTP_MAX_PATH_LEN + 1];
     if (norm_address(x->address, addr, sizeof addr) != 0 ||
-        too_long("sender.token", x->token, STORE_TOKEN_MAX)) {
+        sq_too_long("sender.token", x->token, STORE_TOKEN_MAX)) {
         log_msg(LOG_ERROR, "store", "op=sender_insert error=\"bad address or token\"");
         return STORE_ERROR;
     }
-    sqlite3_stmt *s = stmt(st, S_SND_INSERT);
+    sqlite3_stmt *s = sq_stmt(st, S_SND_INSERT);
     if (!s)
         return STORE_ERROR;
-    int64_t created = now_or(x->created_at);
+    int64_t created = sq_now_or(x->created_at);
     sqlite3_bind_int64(s, 1, x->account_id);
-    bind_str(s, 2, addr);
+    sq_bind_str(s, 2, addr);
     sqlite3_bind_int(s, 3, x->status);
-    bind_arr(s, 4, x->token, sizeof x->token);
+    sq_bind_arr(s, 4, x->token, sizeof x->token);
     sqlite3_bind_int64(s, 5, created);
     sqlite3_bind_int64(s, 6, x->expires_at);
     sqlite3_bind_int64(s, 7, x->verified_at);
-    int rc = write_rc(st, "sender_insert", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "sender_insert", sqlite3_step(s));
+    sq_done(s);
     if (rc == STORE_OK) {
         x->id = sqlite3_last_insert_rowid(st->db);
         x->created_at = created;
@@ -1156,35 +1107,35 @@ int store_sender_get(struct store *st, int64_t account_id, const char *address,
     char addr[SMTP_MAX_PATH_LEN + 1];
     if (!address || norm_address(address, addr, sizeof addr) != 0)
         return STORE_NOTFOUND;
-    sqlite3_stmt *s = stmt(st, S_SND_GET);
+    sqlite3_stmt *s = sq_stmt(st, S_SND_GET);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, account_id);
-    bind_str(s, 2, addr);
-    return get_one(st, s, "sender_get", read_sender, out);
+    sq_bind_str(s, 2, addr);
+    return sq_get_one(st, s, "sender_get", read_sender, out);
 }
 
 int store_sender_get_by_token(struct store *st, const char *token, struct store_sender *out)
 {
     if (!token || !token[0] || strnlen(token, STORE_TOKEN_MAX + 1) > STORE_TOKEN_MAX)
         return STORE_NOTFOUND;
-    sqlite3_stmt *s = stmt(st, S_SND_GET_TOKEN);
+    sqlite3_stmt *s = sq_stmt(st, S_SND_GET_TOKEN);
     if (!s)
         return STORE_ERROR;
-    bind_str(s, 1, token);
-    return get_one(st, s, "sender_get_by_token", read_sender, out);
+    sq_bind_str(s, 1, token);
+    return sq_get_one(st, s, "sender_get_by_token", read_sender, out);
 }
 
 int store_sender_update(struct store *st, const struct store_sender *x)
 {
-    sqlite3_stmt *s = stmt(st, S_SND_UPDATE);
+    sqlite3_stmt *s = sq_stmt(st, S_SND_UPDATE);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, x->id);
     sqlite3_bind_int(s, 2, x->status);
     sqlite3_bind_int64(s, 3, x->verified_at);
-    int rc = write_rc(st, "sender_update", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "sender_update", sqlite3_step(s));
+    sq_done(s);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
         rc = STORE_NOTFOUND;
     return rc;
@@ -1195,27 +1146,27 @@ int store_sender_update(struct store *st, const struct store_sender *x)
 int store_inbound_insert(struct store *st, const struct store_inbound *m,
                          const char *raw, size_t len, int64_t *id)
 {
-    sqlite3_stmt *s = stmt(st, S_INB_INSERT);
+    sqlite3_stmt *s = sq_stmt(st, S_INB_INSERT);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, m->account_id);
-    sqlite3_bind_int64(s, 2, now_or(m->received_at));
-    bind_arr(s, 3, m->mail_from, sizeof m->mail_from);
-    bind_str(s, 4, m->rcpt_json ? m->rcpt_json : "[]");
-    bind_arr(s, 5, m->client_ip, sizeof m->client_ip);
-    bind_arr(s, 6, m->helo, sizeof m->helo);
-    bind_arr(s, 7, m->spf, sizeof m->spf);
-    bind_arr(s, 8, m->dkim, sizeof m->dkim);
-    bind_arr(s, 9, m->dmarc, sizeof m->dmarc);
-    bind_str(s, 10, m->authres);
+    sqlite3_bind_int64(s, 2, sq_now_or(m->received_at));
+    sq_bind_arr(s, 3, m->mail_from, sizeof m->mail_from);
+    sq_bind_str(s, 4, m->rcpt_json ? m->rcpt_json : "[]");
+    sq_bind_arr(s, 5, m->client_ip, sizeof m->client_ip);
+    sq_bind_arr(s, 6, m->helo, sizeof m->helo);
+    sq_bind_arr(s, 7, m->spf, sizeof m->spf);
+    sq_bind_arr(s, 8, m->dkim, sizeof m->dkim);
+    sq_bind_arr(s, 9, m->dmarc, sizeof m->dmarc);
+    sq_bind_str(s, 10, m->authres);
     sqlite3_bind_int(s, 11, m->quarantine);
-    bind_arr(s, 12, m->message_id, sizeof m->message_id);
-    bind_arr(s, 13, m->subject, sizeof m->subject);
-    bind_arr(s, 14, m->from, sizeof m->from);
+    sq_bind_arr(s, 12, m->message_id, sizeof m->message_id);
+    sq_bind_arr(s, 13, m->subject, sizeof m->subject);
+    sq_bind_arr(s, 14, m->from, sizeof m->from);
     sqlite3_bind_int64(s, 15, (int64_t)len);
     sqlite3_bind_blob64(s, 16, raw && len ? raw : "", raw ? len : 0, SQLITE_STATIC);
-    int rc = write_rc(st, "inbound_insert", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "inbound_insert", sqlite3_step(s));
+    sq_done(s);
     if (rc == STORE_OK && id)
         *id = sqlite3_last_insert_rowid(st->db);
     return rc;
@@ -1228,18 +1179,18 @@ static int read_inbound(sqlite3_stmt *s, struct store_inbound *m)
     m->id = sqlite3_column_int64(s, 0);
     m->account_id = sqlite3_column_int64(s, 1);
     m->received_at = sqlite3_column_int64(s, 2);
-    col_text(s, 3, m->mail_from, sizeof m->mail_from);
-    m->rcpt_json = col_dup(s, 4);
-    col_text(s, 5, m->client_ip, sizeof m->client_ip);
-    col_text(s, 6, m->helo, sizeof m->helo);
-    col_text(s, 7, m->spf, sizeof m->spf);
-    col_text(s, 8, m->dkim, sizeof m->dkim);
-    col_text(s, 9, m->dmarc, sizeof m->dmarc);
-    m->authres = col_dup(s, 10);
+    sq_col_text(s, 3, m->mail_from, sizeof m->mail_from);
+    m->rcpt_json = sq_col_dup(s, 4);
+    sq_col_text(s, 5, m->client_ip, sizeof m->client_ip);
+    sq_col_text(s, 6, m->helo, sizeof m->helo);
+    sq_col_text(s, 7, m->spf, sizeof m->spf);
+    sq_col_text(s, 8, m->dkim, sizeof m->dkim);
+    sq_col_text(s, 9, m->dmarc, sizeof m->dmarc);
+    m->authres = sq_col_dup(s, 10);
     m->quarantine = sqlite3_column_int(s, 11) != 0;
-    col_text(s, 12, m->message_id, sizeof m->message_id);
-    col_text(s, 13, m->subject, sizeof m->subject);
-    col_text(s, 14, m->from, sizeof m->from);
+    sq_col_text(s, 12, m->message_id, sizeof m->message_id);
+    sq_col_text(s, 13, m->subject, sizeof m->subject);
+    sq_col_text(s, 14, m->from, sizeof m->from);
     m->size = (size_t)sqlite3_column_int64(s, 15);
     if (!m->rcpt_json || !m->authres) {
         store_inbound_free(m);
@@ -1252,7 +1203,7 @@ static int read_inbound(sqlite3_stmt *s, struct store_inbound *m)
 int store_inbound_list(struct store *st, int64_t account_id, int64_t before_id, unsigned limit,
                        store_inbound_cb cb, void *arg)
 {
-    sqlite3_stmt *s = stmt(st, S_INB_LIST);
+    sqlite3_stmt *s = sq_stmt(st, S_INB_LIST);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, account_id);
@@ -1269,15 +1220,15 @@ int store_inbound_list(struct store *st, int64_t account_id, int64_t before_id, 
             break;
     }
     if (ret == STORE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = fail(st, "inbound_list", rc);
-    done(s);
+        ret = sq_fail(st, "inbound_list", rc);
+    sq_done(s);
     return ret;
 }
 
 int store_inbound_get(struct store *st, int64_t account_id, int64_t id,
                       struct store_inbound *meta, char **raw, size_t *len)
 {
-    sqlite3_stmt *s = stmt(st, S_INB_GET);
+    sqlite3_stmt *s = sq_stmt(st, S_INB_GET);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
@@ -1310,15 +1261,15 @@ int store_inbound_get(struct store *st, int64_t account_id, int64_t id,
                 store_inbound_free(&m);
         }
     } else {
-        ret = rc == SQLITE_DONE ? STORE_NOTFOUND : fail(st, "inbound_get", rc);
+        ret = rc == SQLITE_DONE ? STORE_NOTFOUND : sq_fail(st, "inbound_get", rc);
     }
-    done(s);
+    sq_done(s);
     return ret;
 }
 
 static int count(struct store *st, enum sid id, const char *op, int64_t a, int64_t b, int64_t *n)
 {
-    sqlite3_stmt *s = stmt(st, id);
+    sqlite3_stmt *s = sq_stmt(st, id);
     if (!s)
         return STORE_ERROR;
     if (sqlite3_bind_parameter_count(s) >= 2) {
@@ -1328,8 +1279,8 @@ static int count(struct store *st, enum sid id, const char *op, int64_t a, int64
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *n = sqlite3_column_int64(s, 0);
-    done(s);
-    return rc == SQLITE_ROW ? STORE_OK : fail(st, op, rc);
+    sq_done(s);
+    return rc == SQLITE_ROW ? STORE_OK : sq_fail(st, op, rc);
 }
 
 int store_inbound_count(struct store *st, int64_t *n)
@@ -1353,14 +1304,14 @@ int store_rule_insert(struct store *st, int64_t account_id, const char *json, in
 {
     if (!json)
         return STORE_ERROR;
-    sqlite3_stmt *s = stmt(st, S_RULE_INSERT);
+    sqlite3_stmt *s = sq_stmt(st, S_RULE_INSERT);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, account_id);
-    bind_str(s, 2, json);
+    sq_bind_str(s, 2, json);
     sqlite3_bind_int64(s, 3, (int64_t)time(NULL));
-    int rc = write_rc(st, "rule_insert", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "rule_insert", sqlite3_step(s));
+    sq_done(s);
     if (rc == STORE_OK && id)
         *id = sqlite3_last_insert_rowid(st->db);
     return rc;
@@ -1368,13 +1319,13 @@ int store_rule_insert(struct store *st, int64_t account_id, const char *json, in
 
 int store_rule_delete(struct store *st, int64_t account_id, int64_t id)
 {
-    sqlite3_stmt *s = stmt(st, S_RULE_DELETE);
+    sqlite3_stmt *s = sq_stmt(st, S_RULE_DELETE);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, account_id);
-    int rc = write_rc(st, "rule_delete", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "rule_delete", sqlite3_step(s));
+    sq_done(s);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
         rc = STORE_NOTFOUND;
     return rc;
@@ -1382,7 +1333,7 @@ int store_rule_delete(struct store *st, int64_t account_id, int64_t id)
 
 int store_rule_list(struct store *st, int64_t account_id, store_rule_cb cb, void *arg)
 {
-    sqlite3_stmt *s = stmt(st, S_RULE_LIST);
+    sqlite3_stmt *s = sq_stmt(st, S_RULE_LIST);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, account_id);
@@ -1400,8 +1351,8 @@ int store_rule_list(struct store *st, int64_t account_id, store_rule_cb cb, void
             break;
         }
     }
-    done(s);
-    return rc == SQLITE_DONE ? STORE_OK : fail(st, "rule_list", rc);
+    sq_done(s);
+    return rc == SQLITE_DONE ? STORE_OK : sq_fail(st, "rule_list", rc);
 }
 
 /* ---- outbound queue ---- */
@@ -1409,33 +1360,33 @@ int store_rule_list(struct store *st, int64_t account_id, store_rule_cb cb, void
 static int outbound_insert_locked(struct store *st, struct store_outbound *m, const char *raw,
                                   size_t len, int64_t created)
 {
-    sqlite3_stmt *s = stmt(st, S_OUT_MSG_INSERT);
+    sqlite3_stmt *s = sq_stmt(st, S_OUT_MSG_INSERT);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, m->account_id);
-    bind_arr(s, 2, m->mail_from, sizeof m->mail_from);
-    bind_arr(s, 3, m->message_id, sizeof m->message_id);
-    bind_str(s, 4, m->source ? m->source : "api");
+    sq_bind_arr(s, 2, m->mail_from, sizeof m->mail_from);
+    sq_bind_arr(s, 3, m->message_id, sizeof m->message_id);
+    sq_bind_str(s, 4, m->source ? m->source : "api");
     sqlite3_bind_int64(s, 5, created);
     sqlite3_bind_int64(s, 6, (int64_t)len);
     sqlite3_bind_blob64(s, 7, raw && len ? raw : "", raw ? len : 0, SQLITE_STATIC);
-    int rc = write_rc(st, "outbound_insert", sqlite3_step(s));
-    done(s);
+    int rc = sq_write_rc(st, "outbound_insert", sqlite3_step(s));
+    sq_done(s);
     if (rc != STORE_OK)
         return rc;
     int64_t msg = sqlite3_last_insert_rowid(st->db);
-    if (!(s = stmt(st, S_OUT_RCPT_INSERT)))
+    if (!(s = sq_stmt(st, S_OUT_RCPT_INSERT)))
         return STORE_ERROR;
     for (size_t i = 0; i < m->nrcpt && rc == STORE_OK; i++) {
         char dom[DNS_MAX_NAME_LEN + 1];
         if (rcpt_domain(m->rcpts[i], dom, sizeof dom) != 0)
             return STORE_ERROR;         /* checked by the caller */
         sqlite3_bind_int64(s, 1, msg);
-        bind_str(s, 2, m->rcpts[i]);
+        sq_bind_str(s, 2, m->rcpts[i]);
         sqlite3_bind_int64(s, 3, created);
-        bind_str(s, 4, dom);
-        rc = write_rc(st, "outbound_insert", sqlite3_step(s));
-        done(s);
+        sq_bind_str(s, 4, dom);
+        rc = sq_write_rc(st, "outbound_insert", sqlite3_step(s));
+        sq_done(s);
     }
     if (rc == STORE_OK)
         m->id = msg;
@@ -1450,17 +1401,17 @@ int store_outbound_insert(struct store *st, struct store_outbound *m, const char
     }
     for (size_t i = 0; i < m->nrcpt; i++) {
         char dom[DNS_MAX_NAME_LEN + 1];
-        if (too_long("outbound.rcpt", m->rcpts[i], SMTP_MAX_PATH_LEN))
+        if (sq_too_long("outbound.rcpt", m->rcpts[i], SMTP_MAX_PATH_LEN))
             return STORE_ERROR;
         if (rcpt_domain(m->rcpts[i], dom, sizeof dom) != 0) {
             log_msg(LOG_ERROR, "store", "op=outbound_insert error=\"recipient domain too long\"");
             return STORE_ERROR;
         }
     }
-    int64_t created = now_or(m->created_at);
-    if (op_begin(st) != STORE_OK)
+    int64_t created = sq_now_or(m->created_at);
+    if (sq_op_begin(st) != STORE_OK)
         return STORE_ERROR;
-    int rc = op_end(st, outbound_insert_locked(st, m, raw, len, created));
+    int rc = sq_op_end(st, outbound_insert_locked(st, m, raw, len, created));
     if (rc == STORE_OK)
         m->created_at = created;
     return rc;
@@ -1468,7 +1419,7 @@ int store_outbound_insert(struct store *st, struct store_outbound *m, const char
 
 int store_outbound_oldest_since(struct store *st, int64_t account_id, int64_t since, int64_t *at)
 {
-    sqlite3_stmt *s = stmt(st, S_OUT_OLDEST_SINCE);
+    sqlite3_stmt *s = sq_stmt(st, S_OUT_OLDEST_SINCE);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, account_id);
@@ -1479,8 +1430,8 @@ int store_outbound_oldest_since(struct store *st, int64_t account_id, int64_t si
         *at = sqlite3_column_int64(s, 0);
         out = STORE_OK;
     }
-    done(s);
-    return rc == SQLITE_ROW ? out : fail(st, "outbound_oldest_since", rc);
+    sq_done(s);
+    return rc == SQLITE_ROW ? out : sq_fail(st, "outbound_oldest_since", rc);
 }
 
 int store_outbound_count_since(struct store *st, int64_t account_id, int64_t since, int64_t *n)
@@ -1491,760 +1442,4 @@ int store_outbound_count_since(struct store *st, int64_t account_id, int64_t sin
 int store_outbound_count(struct store *st, int64_t *n)
 {
     return count(st, S_OUT_COUNT, "outbound_count", 0, 0, n);
-}
-
-/* ==== outbound (issue 6) ==== */
-
-/* Bytes of s to keep so that it fits max bytes without splitting a UTF-8
- * sequence (the text ends up in JSON). */
-static size_t utf8_fit(const char *s, size_t max)
-{
-    size_t n = strnlen(s, max + 1);
-    if (n <= max)
-        return n;
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
-
-/* Whole-address lower case (suppressions compare addresses case-insensitively,
- * as SES does). -1 when empty or too long. */
-static int lower_address(const char *in, char *out, size_t size)
-{
-    size_t n = in ? strnlen(in, SMTP_MAX_PATH_LEN + 1) : 0;
-    if (n == 0 || n > SMTP_MAX_PATH_LEN || n >= size)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] - 'A' + 'a') : in[i];
-    out[n] = '\0';
-    return 0;
-}
-
-/* Steps a write statement that names one row by id: STORE_NOTFOUND when no
- * row changed. */
-static int write_one(struct store *st, sqlite3_stmt *s, const char *op)
-{
-    int rc = write_rc(st, op, sqlite3_step(s));
-    done(s);
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
-        rc = STORE_NOTFOUND;
-    return rc;
-}
-
-/* ---- DKIM keys ---- */
-
-static void read_key(sqlite3_stmt *s, struct store_dkim_key *k)
-{
-    memset(k, 0, sizeof *k);
-    k->id = sqlite3_column_int64(s, 0);
-    k->domain_id = sqlite3_column_int64(s, 1);
-    col_text(s, 2, k->selector, sizeof k->selector);
-    col_text(s, 3, k->algorithm, sizeof k->algorithm);
-    col_text(s, 4, k->key_path, sizeof k->key_path);
-    col_text(s, 5, k->record, sizeof k->record);
-    k->status = sqlite3_column_int(s, 6);
-    k->created_at = sqlite3_column_int64(s, 7);
-    k->retired_at = sqlite3_column_int64(s, 8);
-}
-
-int store_dkim_key_insert(struct store *st, struct store_dkim_key *k)
-{
-    if (!k->selector[0] || !k->algorithm[0] || !k->key_path[0] ||
-        too_long("dkim_key.selector", k->selector, sizeof k->selector - 1) ||
-        too_long("dkim_key.algorithm", k->algorithm, sizeof k->algorithm - 1) ||
-        too_long("dkim_key.key_path", k->key_path, sizeof k->key_path - 1) ||
-        too_long("dkim_key.record", k->record, sizeof k->record - 1)) {
-        log_msg(LOG_ERROR, "store", "op=dkim_key_insert error=\"bad key fields\"");
-        return STORE_ERROR;
-    }
-    sqlite3_stmt *s = stmt(st, S_KEY_INSERT);
-    if (!s)
-        return STORE_ERROR;
-    int64_t created = now_or(k->created_at);
-    sqlite3_bind_int64(s, 1, k->domain_id);
-    bind_arr(s, 2, k->selector, sizeof k->selector);
-    bind_arr(s, 3, k->algorithm, sizeof k->algorithm);
-    bind_arr(s, 4, k->key_path, sizeof k->key_path);
-    bind_arr(s, 5, k->record, sizeof k->record);
-    sqlite3_bind_int(s, 6, k->status);
-    sqlite3_bind_int64(s, 7, created);
-    sqlite3_bind_int64(s, 8, k->retired_at);
-    int rc = write_rc(st, "dkim_key_insert", sqlite3_step(s));
-    done(s);
-    if (rc == STORE_OK) {
-        k->id = sqlite3_last_insert_rowid(st->db);
-        k->created_at = created;
-    }
-    return rc;
-}
-
-int store_dkim_key_update(struct store *st, const struct store_dkim_key *k)
-{
-    sqlite3_stmt *s = stmt(st, S_KEY_UPDATE);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, k->id);
-    sqlite3_bind_int(s, 2, k->status);
-    sqlite3_bind_int64(s, 3, k->retired_at);
-    return write_one(st, s, "dkim_key_update");
-}
-
-int store_dkim_key_list(struct store *st, int64_t domain_id, store_dkim_key_cb cb, void *arg)
-{
-    sqlite3_stmt *s = stmt(st, S_KEY_LIST);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, domain_id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_dkim_key k;
-        read_key(s, &k);
-        if (cb(&k, arg) != 0) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    done(s);
-    return rc == SQLITE_DONE ? STORE_OK : fail(st, "dkim_key_list", rc);
-}
-
-/* ---- the delivery queue ---- */
-
-/* last_response is kept to what struct store_delivery holds. */
-#define STORE_RESPONSE_MAX (sizeof ((struct store_delivery *)0)->last_response - 1)
-
-/* enum store_rcpt_status ↔ the TEXT kept in outbound_recipients.status */
-static const char *const rcpt_status_names[] = {
-    [STORE_RCPT_QUEUED] = "queued",
-    [STORE_RCPT_SENDING] = "sending",
-    [STORE_RCPT_DEFERRED] = "deferred",
-    [STORE_RCPT_DELIVERED] = "delivered",
-    [STORE_RCPT_BOUNCED] = "bounced",
-    [STORE_RCPT_SUPPRESSED] = "suppressed",
-};
-#define RCPT_STATUS_N ((int)(sizeof rcpt_status_names / sizeof rcpt_status_names[0]))
-
-static int rcpt_status_of(const unsigned char *t)
-{
-    for (int i = 0; t && i < RCPT_STATUS_N; i++)
-        if (strcmp((const char *)t, rcpt_status_names[i]) == 0)
-            return i;
-    return STORE_RCPT_BOUNCED;   /* nothing else is written; a stranger is final, not retried */
-}
-
-/* A row of DLV_COLS. */
-static void read_delivery(sqlite3_stmt *s, void *p)
-{
-    struct store_delivery *d = p;
-    memset(d, 0, sizeof *d);
-    d->rcpt_id = sqlite3_column_int64(s, 0);
-    d->message_id = sqlite3_column_int64(s, 1);
-    d->account_id = sqlite3_column_int64(s, 2);
-    col_text(s, 3, d->rcpt, sizeof d->rcpt);
-    col_text(s, 4, d->domain, sizeof d->domain);
-    col_text(s, 5, d->mail_from, sizeof d->mail_from);
-    d->status = rcpt_status_of(sqlite3_column_text(s, 6));
-    d->attempts = (unsigned)sqlite3_column_int64(s, 7);
-    d->created_at = sqlite3_column_int64(s, 8);
-    d->next_attempt_at = sqlite3_column_int64(s, 9);
-    d->updated_at = sqlite3_column_int64(s, 10);
-    col_text(s, 11, d->last_response, sizeof d->last_response);
-}
-
-/* Selects up to max due rows and leases them, in the caller's (savepoint or)
- * transaction; *out is malloc'd, the rows as they are after the claim. */
-static int delivery_claim_locked(struct store *st, int64_t now, int64_t lease_until,
-                                 unsigned max, struct store_delivery **out, size_t *n)
-{
-    sqlite3_stmt *s = stmt(st, S_DLV_DUE);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, now);
-    sqlite3_bind_int64(s, 2, max);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct store_delivery *p = realloc(*out, ncap * sizeof *p);
-            if (!p) {
-                done(s);
-                log_msg(LOG_ERROR, "store", "op=delivery_claim error=\"out of memory\"");
-                return STORE_ERROR;
-            }
-            *out = p;
-            cap = ncap;
-        }
-        read_delivery(s, &(*out)[*n]);
-        (*n)++;
-    }
-    done(s);
-    if (rc != SQLITE_DONE)
-        return fail(st, "delivery_claim", rc);
-    if (*n && !(s = stmt(st, S_DLV_MARK)))
-        return STORE_ERROR;
-    for (size_t i = 0; i < *n; i++) {
-        sqlite3_bind_int64(s, 1, (*out)[i].rcpt_id);
-        sqlite3_bind_int64(s, 2, lease_until);
-        rc = write_rc(st, "delivery_claim", sqlite3_step(s));
-        done(s);
-        if (rc != STORE_OK)
-            return rc;
-        (*out)[i].status = STORE_RCPT_SENDING;
-        (*out)[i].next_attempt_at = lease_until;
-    }
-    return STORE_OK;
-}
-
-int store_delivery_claim(struct store *st, int64_t now, int64_t lease_until, unsigned max,
-                         int (*cb)(const struct store_delivery *d, void *arg), void *arg)
-{
-    if (max == 0)
-        return STORE_OK;
-    struct store_delivery *rows = NULL;
-    size_t n = 0;
-    if (op_begin(st) != STORE_OK)
-        return STORE_ERROR;
-    int rc = op_end(st, delivery_claim_locked(st, now, lease_until, max, &rows, &n));
-    /* The claim is committed before any callback runs: a callback may use
-     * the handle, and a crash after this point only delays the rows until
-     * lease_until. */
-    for (size_t i = 0; rc == STORE_OK && i < n; i++)
-        if (cb(&rows[i], arg) != 0)
-            break;
-    free(rows);
-    return rc;
-}
-
-int store_delivery_update(struct store *st, int64_t rcpt_id, int status, unsigned attempts,
-                          int64_t next_attempt_at, const char *last_response, int64_t now)
-{
-    if (status < 0 || status >= RCPT_STATUS_N) {
-        log_msg(LOG_ERROR, "store", "op=delivery_update error=\"bad status\" status=%d", status);
-        return STORE_ERROR;
-    }
-    const char *resp = last_response ? last_response : "";
-    sqlite3_stmt *s = stmt(st, S_DLV_UPDATE);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, rcpt_id);
-    bind_str(s, 2, rcpt_status_names[status]);
-    sqlite3_bind_int64(s, 3, attempts);
-    sqlite3_bind_int64(s, 4, next_attempt_at);
-    sqlite3_bind_text(s, 5, resp, (int)utf8_fit(resp, STORE_RESPONSE_MAX), SQLITE_STATIC);
-    sqlite3_bind_int64(s, 6, now_or(now));
-    return write_one(st, s, "delivery_update");
-}
-
-int store_delivery_next_due(struct store *st, int64_t *when)
-{
-    sqlite3_stmt *s = stmt(st, S_DLV_NEXT_DUE);
-    if (!s)
-        return STORE_ERROR;
-    int rc = sqlite3_step(s), ret;
-    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-        *when = sqlite3_column_int64(s, 0);
-        ret = STORE_OK;
-    } else {
-        ret = rc == SQLITE_ROW ? STORE_NOTFOUND : fail(st, "delivery_next_due", rc);
-    }
-    done(s);
-    return ret;
-}
-
-int store_delivery_get(struct store *st, int64_t rcpt_id, struct store_delivery *out)
-{
-    sqlite3_stmt *s = stmt(st, S_DLV_GET);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, rcpt_id);
-    return get_one(st, s, "delivery_get", read_delivery, out);
-}
-
-int store_outbound_get_raw(struct store *st, int64_t message_id, char **raw, size_t *len,
-                           char *mail_from, size_t mflen)
-{
-    sqlite3_stmt *s = stmt(st, S_OUT_GET_RAW);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, message_id);
-    int rc = sqlite3_step(s), ret = STORE_OK;
-    if (rc != SQLITE_ROW) {
-        done(s);
-        return rc == SQLITE_DONE ? STORE_NOTFOUND : fail(st, "outbound_get_raw", rc);
-    }
-    size_t mn = (size_t)sqlite3_column_bytes(s, 0);
-    if (mail_from) {
-        if (mn >= mflen) {
-            log_msg(LOG_ERROR, "store", "op=outbound_get_raw error=\"mail_from does not fit\"");
-            ret = STORE_ERROR;
-        } else {
-            col_text(s, 0, mail_from, mflen);
-        }
-    }
-    if (ret == STORE_OK && raw) {
-        const void *b = sqlite3_column_blob(s, 1);
-        size_t n = (size_t)sqlite3_column_bytes(s, 1);
-        char *p = malloc(n + 1);
-        if (!p) {
-            log_msg(LOG_ERROR, "store", "op=outbound_get_raw error=\"out of memory\"");
-            ret = STORE_ERROR;
-        } else {
-            if (n)
-                memcpy(p, b, n);
-            p[n] = '\0';
-            *raw = p;
-            if (len)
-                *len = n;
-        }
-    }
-    done(s);
-    return ret;
-}
-
-int store_outbound_get(struct store *st, int64_t account_id, int64_t message_id,
-                       struct store_outbound *meta,
-                       int (*cb)(const struct store_delivery *d, void *arg), void *arg)
-{
-    sqlite3_stmt *s = stmt(st, S_OUT_GET);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, message_id);
-    sqlite3_bind_int64(s, 2, account_id);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        done(s);
-        return rc == SQLITE_DONE ? STORE_NOTFOUND : fail(st, "outbound_get", rc);
-    }
-    if (meta) {
-        memset(meta, 0, sizeof *meta);
-        meta->id = sqlite3_column_int64(s, 0);
-        meta->account_id = sqlite3_column_int64(s, 1);
-        col_text(s, 2, meta->mail_from, sizeof meta->mail_from);
-        col_text(s, 3, meta->message_id, sizeof meta->message_id);
-        meta->created_at = sqlite3_column_int64(s, 4);
-        const unsigned char *src = sqlite3_column_text(s, 5);
-        meta->source = src && strcmp((const char *)src, "smtp") == 0 ? "smtp" : "api";
-        meta->rcpts = NULL;
-        meta->nrcpt = (size_t)sqlite3_column_int64(s, 6);
-    }
-    done(s);
-    if (!cb)
-        return STORE_OK;
-    if (!(s = stmt(st, S_OUT_RCPTS)))
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, message_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_delivery d;
-        read_delivery(s, &d);
-        if (cb(&d, arg) != 0) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    done(s);
-    return rc == SQLITE_DONE ? STORE_OK : fail(st, "outbound_get", rc);
-}
-
-/* ---- events ---- */
-
-static int event_insert_locked(struct store *st, struct store_event *e, int64_t created)
-{
-    sqlite3_stmt *s;
-    int rc;
-    if (e->message_id != 0) {       /* only about a message of the same account */
-        if (!(s = stmt(st, S_EVT_MSG_OWNER)))
-            return STORE_ERROR;
-        sqlite3_bind_int64(s, 1, e->message_id);
-        sqlite3_bind_int64(s, 2, e->account_id);
-        rc = sqlite3_step(s);
-        done(s);
-        if (rc == SQLITE_DONE)
-            return STORE_NOTFOUND;
-        if (rc != SQLITE_ROW)
-            return fail(st, "event_insert", rc);
-    }
-    if (!(s = stmt(st, S_EVT_INSERT)))
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, e->account_id);
-    sqlite3_bind_int64(s, 2, e->message_id);
-    bind_arr(s, 3, e->type, sizeof e->type);
-    bind_arr(s, 4, e->rcpt, sizeof e->rcpt);
-    sqlite3_bind_int64(s, 5, created);
-    bind_str(s, 6, e->json);
-    rc = write_rc(st, "event_insert", sqlite3_step(s));
-    done(s);
-    if (rc != STORE_OK)
-        return rc;
-    int64_t id = sqlite3_last_insert_rowid(st->db);
-    if (!(s = stmt(st, S_EVT_FANOUT)))
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, e->account_id);
-    sqlite3_bind_int64(s, 2, id);
-    bind_arr(s, 3, e->type, sizeof e->type);
-    sqlite3_bind_int64(s, 4, created);
-    rc = write_rc(st, "event_insert", sqlite3_step(s));
-    done(s);
-    if (rc == STORE_OK)
-        e->id = id;
-    return rc;
-}
-
-int store_event_insert(struct store *st, struct store_event *e)
-{
-    if (!e->json || !e->type[0] || strchr(e->type, ',') ||
-        too_long("event.type", e->type, sizeof e->type - 1) ||
-        too_long("event.rcpt", e->rcpt, sizeof e->rcpt - 1)) {
-        log_msg(LOG_ERROR, "store", "op=event_insert error=\"bad event fields\"");
-        return STORE_ERROR;
-    }
-    int64_t created = now_or(e->created_at);
-    if (op_begin(st) != STORE_OK)
-        return STORE_ERROR;
-    int rc = op_end(st, event_insert_locked(st, e, created));
-    if (rc == STORE_OK)
-        e->created_at = created;
-    return rc;
-}
-
-int store_event_list(struct store *st, int64_t account_id, int64_t message_id,
-                     int (*cb)(const struct store_event *e, void *arg), void *arg)
-{
-    sqlite3_stmt *s = stmt(st, S_EVT_LIST);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, account_id);
-    sqlite3_bind_int64(s, 2, message_id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_event e;
-        memset(&e, 0, sizeof e);
-        e.id = sqlite3_column_int64(s, 0);
-        e.account_id = sqlite3_column_int64(s, 1);
-        e.message_id = sqlite3_column_int64(s, 2);
-        col_text(s, 3, e.type, sizeof e.type);
-        col_text(s, 4, e.rcpt, sizeof e.rcpt);
-        e.created_at = sqlite3_column_int64(s, 5);
-        const unsigned char *json = sqlite3_column_text(s, 6);
-        e.json = json ? (const char *)json : "";
-        if (cb(&e, arg) != 0) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    done(s);
-    return rc == SQLITE_DONE ? STORE_OK : fail(st, "event_list", rc);
-}
-
-/* ---- webhooks ---- */
-
-int store_webhook_insert(struct store *st, struct store_webhook *w)
-{
-    if (!w->url[0] || !w->secret[0] ||
-        too_long("webhook.url", w->url, sizeof w->url - 1) ||
-        too_long("webhook.events", w->events, sizeof w->events - 1) ||
-        too_long("webhook.secret", w->secret, sizeof w->secret - 1)) {
-        log_msg(LOG_ERROR, "store", "op=webhook_insert error=\"bad webhook fields\"");
-        return STORE_ERROR;
-    }
-    sqlite3_stmt *s = stmt(st, S_WH_INSERT);
-    if (!s)
-        return STORE_ERROR;
-    int64_t created = now_or(w->created_at);
-    sqlite3_bind_int64(s, 1, w->account_id);
-    bind_arr(s, 2, w->url, sizeof w->url);
-    bind_arr(s, 3, w->events, sizeof w->events);
-    bind_arr(s, 4, w->secret, sizeof w->secret);
-    sqlite3_bind_int64(s, 5, created);
-    int rc = write_rc(st, "webhook_insert", sqlite3_step(s));
-    done(s);
-    if (rc == STORE_OK) {
-        w->id = sqlite3_last_insert_rowid(st->db);
-        w->created_at = created;
-    }
-    return rc;
-}
-
-int store_webhook_delete(struct store *st, int64_t account_id, int64_t id)
-{
-    sqlite3_stmt *s = stmt(st, S_WH_DELETE);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, account_id);
-    return write_one(st, s, "webhook_delete");   /* its pending jobs go with it */
-}
-
-int store_webhook_list(struct store *st, int64_t account_id,
-                       int (*cb)(const struct store_webhook *w, void *arg), void *arg)
-{
-    sqlite3_stmt *s = stmt(st, S_WH_LIST);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, account_id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_webhook w;
-        memset(&w, 0, sizeof w);
-        w.id = sqlite3_column_int64(s, 0);
-        w.account_id = sqlite3_column_int64(s, 1);
-        col_text(s, 2, w.url, sizeof w.url);
-        col_text(s, 3, w.events, sizeof w.events);
-        col_text(s, 4, w.secret, sizeof w.secret);
-        w.created_at = sqlite3_column_int64(s, 5);
-        if (cb(&w, arg) != 0) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    done(s);
-    return rc == SQLITE_DONE ? STORE_OK : fail(st, "webhook_list", rc);
-}
-
-static void jobs_free(struct store_webhook_job *jobs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        sodium_memzero(jobs[i].secret, sizeof jobs[i].secret);
-        free(jobs[i].json);
-    }
-    free(jobs);
-}
-
-static int job_claim_locked(struct store *st, int64_t now, int64_t lease_until, unsigned max,
-                            struct store_webhook_job **out, size_t *n)
-{
-    sqlite3_stmt *s = stmt(st, S_JOB_DUE);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, now);
-    sqlite3_bind_int64(s, 2, max);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct store_webhook_job *p = realloc(*out, ncap * sizeof *p);
-            if (!p)
-                break;
-            *out = p;
-            cap = ncap;
-        }
-        struct store_webhook_job *j = &(*out)[*n];
-        memset(j, 0, sizeof *j);
-        j->id = sqlite3_column_int64(s, 0);
-        j->webhook_id = sqlite3_column_int64(s, 1);
-        j->event_id = sqlite3_column_int64(s, 2);
-        j->attempts = (unsigned)sqlite3_column_int64(s, 3);
-        col_text(s, 4, j->url, sizeof j->url);
-        col_text(s, 5, j->secret, sizeof j->secret);
-        if (!(j->json = col_dup(s, 6)))
-            break;
-        (*n)++;
-    }
-    done(s);
-    if (rc == SQLITE_ROW) {
-        log_msg(LOG_ERROR, "store", "op=webhook_job_claim error=\"out of memory\"");
-        return STORE_ERROR;
-    }
-    if (rc != SQLITE_DONE)
-        return fail(st, "webhook_job_claim", rc);
-    if (*n && !(s = stmt(st, S_JOB_MARK)))
-        return STORE_ERROR;
-    for (size_t i = 0; i < *n; i++) {
-        sqlite3_bind_int64(s, 1, (*out)[i].id);
-        sqlite3_bind_int64(s, 2, lease_until);
-        rc = write_rc(st, "webhook_job_claim", sqlite3_step(s));
-        done(s);
-        if (rc != STORE_OK)
-            return rc;
-    }
-    return STORE_OK;
-}
-
-int store_webhook_job_claim(struct store *st, int64_t now, int64_t lease_until, unsigned max,
-                            int (*cb)(const struct store_webhook_job *j, void *arg), void *arg)
-{
-    if (max == 0)
-        return STORE_OK;
-    struct store_webhook_job *jobs = NULL;
-    size_t n = 0;
-    if (op_begin(st) != STORE_OK)
-        return STORE_ERROR;
-    int rc = op_end(st, job_claim_locked(st, now, lease_until, max, &jobs, &n));
-    for (size_t i = 0; rc == STORE_OK && i < n; i++)   /* committed first, as deliveries */
-        if (cb(&jobs[i], arg) != 0)
-            break;
-    jobs_free(jobs, n);
-    return rc;
-}
-
-int store_webhook_job_finish(struct store *st, int64_t id, bool finished, unsigned attempts,
-                             int64_t next_attempt_at)
-{
-    sqlite3_stmt *s = stmt(st, finished ? S_JOB_DELETE : S_JOB_RETRY);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, id);
-    if (!finished) {
-        sqlite3_bind_int64(s, 2, attempts);
-        sqlite3_bind_int64(s, 3, next_attempt_at);
-    }
-    return write_one(st, s, "webhook_job_finish");
-}
-
-/* ---- suppressions ---- */
-
-int store_suppression_put(struct store *st, const struct store_suppression *x)
-{
-    char addr[SMTP_MAX_PATH_LEN + 1];
-    if (lower_address(x->address, addr, sizeof addr) != 0 || !x->reason[0] ||
-        too_long("suppression.reason", x->reason, sizeof x->reason - 1)) {
-        log_msg(LOG_ERROR, "store", "op=suppression_put error=\"bad address or reason\"");
-        return STORE_ERROR;
-    }
-    sqlite3_stmt *s = stmt(st, S_SUP_PUT);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, x->account_id);
-    bind_str(s, 2, addr);
-    bind_arr(s, 3, x->reason, sizeof x->reason);
-    sqlite3_bind_text(s, 4, x->detail, (int)utf8_fit(x->detail, sizeof x->detail - 1),
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, now_or(x->created_at));
-    int rc = write_rc(st, "suppression_put", sqlite3_step(s));
-    done(s);
-    return rc;
-}
-
-static void read_suppression(sqlite3_stmt *s, void *p)
-{
-    struct store_suppression *x = p;
-    memset(x, 0, sizeof *x);
-    x->account_id = sqlite3_column_int64(s, 0);
-    col_text(s, 1, x->address, sizeof x->address);
-    col_text(s, 2, x->reason, sizeof x->reason);
-    col_text(s, 3, x->detail, sizeof x->detail);
-    x->created_at = sqlite3_column_int64(s, 4);
-}
-
-int store_suppression_get(struct store *st, int64_t account_id, const char *address,
-                          struct store_suppression *out)
-{
-    char addr[SMTP_MAX_PATH_LEN + 1];
-    if (lower_address(address, addr, sizeof addr) != 0)
-        return STORE_NOTFOUND;
-    sqlite3_stmt *s = stmt(st, S_SUP_GET);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, account_id);
-    bind_str(s, 2, addr);
-    return get_one(st, s, "suppression_get", read_suppression, out);
-}
-
-int store_suppression_delete(struct store *st, int64_t account_id, const char *address)
-{
-    char addr[SMTP_MAX_PATH_LEN + 1];
-    if (lower_address(address, addr, sizeof addr) != 0)
-        return STORE_NOTFOUND;
-    sqlite3_stmt *s = stmt(st, S_SUP_DELETE);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, account_id);
-    bind_str(s, 2, addr);
-    return write_one(st, s, "suppression_delete");
-}
-
-int store_suppression_list(struct store *st, int64_t account_id, const char *after, unsigned limit,
-                           int (*cb)(const struct store_suppression *s, void *arg), void *arg)
-{
-    char from[SMTP_MAX_PATH_LEN + 1] = "";
-    if (after && after[0] && lower_address(after, from, sizeof from) != 0)
-        return STORE_OK;         /* longer than any address: nothing sorts after it */
-    sqlite3_stmt *s = stmt(st, S_SUP_LIST);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, account_id);
-    bind_str(s, 2, from);
-    sqlite3_bind_int64(s, 3, limit);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_suppression x;
-        read_suppression(s, &x);
-        if (cb(&x, arg) != 0) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    done(s);
-    return rc == SQLITE_DONE ? STORE_OK : fail(st, "suppression_list", rc);
-}
-
-/* ---- service secrets ---- */
-
-#define SECRET_MIN 32
-#define SECRET_MAX 64
-
-/* 1 and the value in out when the secret exists with len bytes, 0 when it
- * does not exist, -1 on an error (logged). */
-static int secret_read(struct store *st, const char *name, unsigned char *out, size_t len)
-{
-    sqlite3_stmt *s = stmt(st, S_SECRET_GET);
-    if (!s)
-        return -1;
-    bind_str(s, 1, name);
-    int rc = sqlite3_step(s), ret;
-    if (rc == SQLITE_ROW) {
-        const void *b = sqlite3_column_blob(s, 0);
-        if (b && (size_t)sqlite3_column_bytes(s, 0) == len) {
-            memcpy(out, b, len);
-            ret = 1;
-        } else {   /* the name is the caller's: one name, one length */
-            log_msg(LOG_ERROR, "store", "op=secret_get name=%s error=\"stored with another length\"",
-                    name);
-            ret = -1;
-        }
-    } else {
-        ret = rc == SQLITE_DONE ? 0 : (fail(st, "secret_get", rc), -1);
-    }
-    done(s);
-    return ret;
-}
-
-int store_secret_get(struct store *st, const char *name, unsigned char *out, size_t len)
-{
-    if (!name || !name[0] || strnlen(name, STORE_NAME_MAX + 1) > STORE_NAME_MAX ||
-        len < SECRET_MIN || len > SECRET_MAX) {
-        log_msg(LOG_ERROR, "store", "op=secret_get error=\"bad name or length\"");
-        return STORE_ERROR;
-    }
-    int got = secret_read(st, name, out, len);
-    if (got != 0)
-        return got > 0 ? STORE_OK : STORE_ERROR;
-    if (sodium_init() < 0) {
-        log_msg(LOG_ERROR, "store", "op=secret_get error=\"libsodium cannot start\"");
-        return STORE_ERROR;
-    }
-    /* Two processes may get here at once: the first insert wins and both
-     * read back the winner. */
-    unsigned char fresh[SECRET_MAX];
-    randombytes_buf(fresh, len);
-    sqlite3_stmt *s = stmt(st, S_SECRET_INSERT);
-    int rc = STORE_ERROR;
-    if (s) {
-        bind_str(s, 1, name);
-        sqlite3_bind_blob(s, 2, fresh, (int)len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, (int64_t)time(NULL));
-        rc = write_rc(st, "secret_get", sqlite3_step(s));
-        done(s);
-    }
-    sodium_memzero(fresh, sizeof fresh);
-    if (rc != STORE_OK)
-        return STORE_ERROR;
-    if (secret_read(st, name, out, len) != 1) {
-        log_msg(LOG_ERROR, "store", "op=secret_get name=%s error=\"not there after insert\"", name);
-        return STORE_ERROR;
-    }
-    log_msg(LOG_INFO, "store", "op=secret_get name=%s event=ready", name);  /* never the value */
-    return STORE_OK;
 }
