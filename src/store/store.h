@@ -92,6 +92,17 @@ struct store_domain {
     char verify_token[STORE_TOKEN_MAX + 1]; /* published as TXT at _sesame.DOMAIN */
     char mail_from_domain[DNS_MAX_NAME_LEN + 1]; /* "" = none yet */
     int64_t created_at, verified_at, checked_at;
+    int mail_from_status;       /* enum store_identity_status of the MAIL FROM records */
+    int mail_from_behavior;     /* enum store_mail_from_behavior */
+    int64_t next_check_at;      /* when the background check looks again; 0: never */
+    int64_t missing_since;      /* verified, but its records not seen since; 0: seen */
+    int check_attempts;         /* background checks of a pending domain so far */
+};
+/* What happens to a domain's mail when its custom MAIL FROM domain's
+ * records break (Amazon SES's BehaviorOnMXFailure). */
+enum store_mail_from_behavior {
+    STORE_MF_USE_DEFAULT = 0,   /* fall back to the service's bounce domain */
+    STORE_MF_REJECT = 1,        /* refuse to send until the records are back */
 };
 /* Domains are kept and compared lower case without a trailing dot (insert
  * normalizes d->domain); sender addresses with the domain part lower case
@@ -106,25 +117,41 @@ int store_domain_insert(struct store *st, struct store_domain *d);
 int store_domain_get(struct store *st, int64_t account_id, const char *domain, struct store_domain *out);
 /* The account that has verified this exact domain (the MX's question). */
 int store_domain_find_verified(struct store *st, const char *domain, struct store_domain *out);
-/* Writes status, verify_token, mail_from_domain, verified_at, checked_at of
- * d->id. Moving to VERIFIED returns STORE_EXISTS, changing nothing, when
+/* Writes every field but id, account_id, domain and created_at. Moving to VERIFIED returns STORE_EXISTS, changing nothing, when
  * another account has the domain verified. */
 int store_domain_update(struct store *st, const struct store_domain *d);
 typedef int (*store_domain_cb)(const struct store_domain *d, void *arg); /* non-zero stops */
 int store_domain_list(struct store *st, int64_t account_id, store_domain_cb cb, void *arg);
+/* Deletes the account's domain id and its DKIM key rows (not the key files). */
+int store_domain_delete(struct store *st, int64_t account_id, int64_t id);
+/* Every domain whose next_check_at is set and due (<= now), soonest first,
+ * at most limit. */
+int store_domain_due(struct store *st, int64_t now, int limit, store_domain_cb cb, void *arg);
+/* The records as last seen in DNS (a JSON text the identities code owns;
+ * "" before the first check), malloc'd into *json. */
+int store_domain_records_get(struct store *st, int64_t id, char **json);
+int store_domain_records_set(struct store *st, int64_t id, const char *json);
 
 struct store_sender {
     int64_t id;
     int64_t account_id;
     char address[SMTP_MAX_PATH_LEN + 1];    /* local part as given, domain lower case */
     int status;                              /* enum store_identity_status */
-    char token[STORE_TOKEN_MAX + 1];         /* the confirmation link's token */
+    char token[STORE_TOKEN_MAX + 1];         /* a hash of the confirmation link's token */
     int64_t created_at, expires_at, verified_at;
+    int64_t sent_at;                         /* the last confirmation mail */
 };
 int store_sender_insert(struct store *st, struct store_sender *s);
 int store_sender_get(struct store *st, int64_t account_id, const char *address, struct store_sender *out);
 int store_sender_get_by_token(struct store *st, const char *token, struct store_sender *out);
-int store_sender_update(struct store *st, const struct store_sender *s); /* status, verified_at */
+/* Writes status, verified_at, token, expires_at, sent_at. Moving to
+ * VERIFIED returns STORE_EXISTS, changing nothing, when another account
+ * has the address verified. */
+int store_sender_update(struct store *st, const struct store_sender *s);
+/* The account that has verified this exact address. */
+int store_sender_find_verified(struct store *st, const char *address, struct store_sender *out);
+typedef int (*store_sender_cb)(const struct store_sender *s, void *arg); /* non-zero stops */
+int store_sender_list(struct store *st, int64_t account_id, store_sender_cb cb, void *arg);
 
 /* ---- received mail ---- */
 struct store_inbound {
@@ -191,7 +218,13 @@ int store_outbound_oldest_since(struct store *st, int64_t account_id, int64_t si
 
 /* ---- DKIM keys of a domain (private keys live in files under data_dir,
  * mode 0600, read by the signer; the store keeps where and what) ---- */
-enum store_key_status { STORE_KEY_ACTIVE = 0, STORE_KEY_PENDING = 1, STORE_KEY_RETIRED = 2 };
+/* A key is PENDING until its record is seen in DNS (nothing signs with
+ * it), then ACTIVE (signs); a rotation moves the key it replaces to GRACE
+ * (still published, no longer signing) until retired_at, then RETIRED
+ * (safe to remove from DNS). */
+enum store_key_status {
+    STORE_KEY_ACTIVE = 0, STORE_KEY_PENDING = 1, STORE_KEY_RETIRED = 2, STORE_KEY_GRACE = 3,
+};
 struct store_dkim_key {
     int64_t id;
     int64_t domain_id;
@@ -200,10 +233,12 @@ struct store_dkim_key {
     char key_path[1024];
     char record[2048];           /* the TXT value to publish: "v=DKIM1; k=...; p=..." */
     int status;                  /* enum store_key_status */
-    int64_t created_at, retired_at;
+    int64_t created_at, retired_at;  /* GRACE: until; RETIRED: since */
+    int64_t published_at;        /* first seen in DNS; 0: not yet */
 };
 int store_dkim_key_insert(struct store *st, struct store_dkim_key *k);   /* fills id */
-int store_dkim_key_update(struct store *st, const struct store_dkim_key *k); /* status, retired_at */
+/* status, retired_at, published_at */
+int store_dkim_key_update(struct store *st, const struct store_dkim_key *k);
 typedef int (*store_dkim_key_cb)(const struct store_dkim_key *k, void *arg);
 /* Every key of the domain, oldest first. */
 int store_dkim_key_list(struct store *st, int64_t domain_id, store_dkim_key_cb cb, void *arg);

@@ -10,9 +10,10 @@
  * leaves this file: callers see store_rc codes, int64 ids and Unix times.
  * Writes that take several statements run in their own transaction (or a
  * savepoint inside the caller's), so each store_* call is atomic.
- * The outbound half (keys, delivery queue, events, webhooks, suppressions,
+ * Identities (domains, senders, DKIM keys) are store_sqlite_identity.c;
+ * the outbound half (delivery queue, events, webhooks, suppressions,
  * secrets) is store_sqlite_outbound.c; store_sqlite_internal.h holds what
- * the two share. */
+ * the parts share. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -190,6 +191,24 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  value BLOB NOT NULL,"
     "  created_at INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 3: identities (issue 7). Domains get the custom MAIL FROM domain's
+     * own status and failure behaviour, the background check schedule,
+     * when verified records went missing, and the records as last seen in
+     * DNS (JSON); keys get when they were first seen published; senders
+     * when the last confirmation mail went out, and an address is
+     * verified by one account at most. */
+    "ALTER TABLE domains ADD COLUMN mail_from_status INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE domains ADD COLUMN mail_from_behavior INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE domains ADD COLUMN next_check_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE domains ADD COLUMN missing_since INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE domains ADD COLUMN check_attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE domains ADD COLUMN records_json TEXT NOT NULL DEFAULT '';"
+    "UPDATE domains SET mail_from_status = 1 WHERE mail_from_domain <> '';"
+    "UPDATE domains SET next_check_at = checked_at + 86400 WHERE status = 1;"
+    "CREATE INDEX domains_due ON domains(next_check_at) WHERE next_check_at > 0;"
+    "ALTER TABLE dkim_keys ADD COLUMN published_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE senders ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX senders_one_verified ON senders(address) WHERE status = 1;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -212,21 +231,34 @@ static const char *const sql[S_COUNT] = {
                       "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_CRED_GET] = "SELECT account_id, hash FROM credentials WHERE kind = ?1 AND lookup = ?2",
     [S_DOM_INSERT] = "INSERT INTO domains (account_id, domain, status, verify_token, "
-                     "mail_from_domain, created_at, verified_at, checked_at) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     "mail_from_domain, created_at, verified_at, checked_at, mail_from_status, "
+                     "mail_from_behavior, next_check_at, missing_since, check_attempts) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [S_DOM_GET] = "SELECT " DOM_COLS " FROM domains WHERE account_id = ?1 AND domain = ?2",
     [S_DOM_FIND_VERIFIED] = "SELECT " DOM_COLS " FROM domains WHERE domain = ?1 AND status = 1",
     [S_DOM_OWNER] = "SELECT account_id, domain FROM domains WHERE id = ?1",
     [S_DOM_VERIFIED_ELSEWHERE] = "SELECT 1 FROM domains WHERE domain = ?1 AND status = 1 "
                                  "AND account_id <> ?2 LIMIT 1",
     [S_DOM_UPDATE] = "UPDATE domains SET status = ?2, verify_token = ?3, mail_from_domain = ?4, "
-                     "verified_at = ?5, checked_at = ?6 WHERE id = ?1",
+                     "verified_at = ?5, checked_at = ?6, mail_from_status = ?7, "
+                     "mail_from_behavior = ?8, next_check_at = ?9, missing_since = ?10, "
+                     "check_attempts = ?11 WHERE id = ?1",
     [S_DOM_LIST] = "SELECT " DOM_COLS " FROM domains WHERE account_id = ?1 ORDER BY domain",
+    [S_DOM_DELETE] = "DELETE FROM domains WHERE id = ?1 AND account_id = ?2",
+    [S_DOM_DUE] = "SELECT " DOM_COLS " FROM domains WHERE next_check_at > 0 AND "
+                  "next_check_at <= ?1 ORDER BY next_check_at, id LIMIT ?2",
+    [S_DOM_REC_GET] = "SELECT records_json FROM domains WHERE id = ?1",
+    [S_DOM_REC_SET] = "UPDATE domains SET records_json = ?2 WHERE id = ?1",
     [S_SND_INSERT] = "INSERT INTO senders (account_id, address, status, token, created_at, "
-                     "expires_at, verified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     "expires_at, verified_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_SND_GET] = "SELECT " SND_COLS " FROM senders WHERE account_id = ?1 AND address = ?2",
     [S_SND_GET_TOKEN] = "SELECT " SND_COLS " FROM senders WHERE token = ?1 AND token <> ''",
-    [S_SND_UPDATE] = "UPDATE senders SET status = ?2, verified_at = ?3 WHERE id = ?1",
+    [S_SND_UPDATE] = "UPDATE senders SET status = ?2, verified_at = ?3, token = ?4, "
+                     "expires_at = ?5, sent_at = ?6 WHERE id = ?1",
+    [S_SND_LIST] = "SELECT " SND_COLS " FROM senders WHERE account_id = ?1 ORDER BY address",
+    [S_SND_FIND_VERIFIED] = "SELECT " SND_COLS " FROM senders WHERE address = ?1 AND status = 1",
+    [S_SND_VERIFIED_ELSEWHERE] = "SELECT 1 FROM senders WHERE address = ?1 AND status = 1 "
+                                 "AND account_id <> ?2 LIMIT 1",
     [S_INB_INSERT] = "INSERT INTO inbound (account_id, received_at, mail_from, rcpt_json, "
                      "client_ip, helo, spf, dkim, dmarc, authres, quarantine, message_id, "
                      "subject, from_hdr, size, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
@@ -253,7 +285,8 @@ static const char *const sql[S_COUNT] = {
     [S_OUT_COUNT] = "SELECT COUNT(*) FROM outbound_recipients WHERE " RCPT_PENDING,
     [S_KEY_INSERT] = "INSERT INTO dkim_keys (domain_id, selector, algorithm, key_path, record, "
                      "status, created_at, retired_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [S_KEY_UPDATE] = "UPDATE dkim_keys SET status = ?2, retired_at = ?3 WHERE id = ?1",
+    [S_KEY_UPDATE] = "UPDATE dkim_keys SET status = ?2, retired_at = ?3, published_at = ?4 "
+                     "WHERE id = ?1",
     [S_KEY_LIST] = "SELECT " KEY_COLS " FROM dkim_keys WHERE domain_id = ?1 "
                    "ORDER BY created_at, id",
     [S_DLV_DUE] = "SELECT " DLV_COLS " FROM " DLV_FROM " WHERE r." RCPT_PENDING
@@ -417,8 +450,7 @@ char *sq_col_dup(sqlite3_stmt *s, int i)
     return p;
 }
 
-/* Lower-cases ASCII and drops one trailing dot: the form domains are kept in. */
-static int norm_domain(const char *in, char *out, size_t size)
+int sq_norm_domain(const char *in, char *out, size_t size)
 {
     size_t n = strnlen(in, DNS_MAX_NAME_LEN + 2);
     if (n && in[n - 1] == '.')
@@ -433,8 +465,7 @@ static int norm_domain(const char *in, char *out, size_t size)
     return 0;
 }
 
-/* "local@Domain" → "local@domain" (the local part is kept as given). */
-static int norm_address(const char *in, char *out, size_t size)
+int sq_norm_address(const char *in, char *out, size_t size)
 {
     size_t n = strnlen(in, SMTP_MAX_PATH_LEN + 1);
     if (n == 0 || n > SMTP_MAX_PATH_LEN || n >= size)
@@ -909,236 +940,6 @@ int store_credential_get(struct store *st, enum store_cred_kind kind, const char
     }
     sq_done(s);
     return ret;
-}
-
-/* ---- domains ---- */
-
-static void read_domain(sqlite3_stmt *s, void *p)
-{
-    struct store_domain *d = p;
-    memset(d, 0, sizeof *d);
-    d->id = sqlite3_column_int64(s, 0);
-    d->account_id = sqlite3_column_int64(s, 1);
-    sq_col_text(s, 2, d->domain, sizeof d->domain);
-    d->status = sqlite3_column_int(s, 3);
-    sq_col_text(s, 4, d->verify_token, sizeof d->verify_token);
-    sq_col_text(s, 5, d->mail_from_domain, sizeof d->mail_from_domain);
-    d->created_at = sqlite3_column_int64(s, 6);
-    d->verified_at = sqlite3_column_int64(s, 7);
-    d->checked_at = sqlite3_column_int64(s, 8);
-}
-
-int store_domain_insert(struct store *st, struct store_domain *d)
-{
-    char dom[DNS_MAX_NAME_LEN + 1];
-    if (norm_domain(d->domain, dom, sizeof dom) != 0) {
-        log_msg(LOG_ERROR, "store", "op=domain_insert error=\"bad domain\"");
-        return STORE_ERROR;
-    }
-    sqlite3_stmt *s = sq_stmt(st, S_DOM_INSERT);
-    if (!s)
-        return STORE_ERROR;
-    int64_t created = sq_now_or(d->created_at);
-    sqlite3_bind_int64(s, 1, d->account_id);
-    sq_bind_str(s, 2, dom);
-    sqlite3_bind_int(s, 3, d->status);
-    sq_bind_arr(s, 4, d->verify_token, sizeof d->verify_token);
-    sq_bind_arr(s, 5, d->mail_from_domain, sizeof d->mail_from_domain);
-    sqlite3_bind_int64(s, 6, created);
-    sqlite3_bind_int64(s, 7, d->verified_at);
-    sqlite3_bind_int64(s, 8, d->checked_at);
-    int rc = sq_write_rc(st, "domain_insert", sqlite3_step(s));
-    sq_done(s);
-    if (rc == STORE_OK) {
-        d->id = sqlite3_last_insert_rowid(st->db);
-        d->created_at = created;
-        memcpy(d->domain, dom, strlen(dom) + 1);
-    }
-    return rc;
-}
-
-int store_domain_get(struct store *st, int64_t account_id, const char *domain,
-                     struct store_domain *out)
-{
-    char dom[DNS_MAX_NAME_LEN + 1];
-    if (!domain || norm_domain(domain, dom, sizeof dom) != 0)
-        return STORE_NOTFOUND;
-    sqlite3_stmt *s = sq_stmt(st, S_DOM_GET);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, account_id);
-    sq_bind_str(s, 2, dom);
-    return sq_get_one(st, s, "domain_get", read_domain, out);
-}
-
-int store_domain_find_verified(struct store *st, const char *domain, struct store_domain *out)
-{
-    char dom[DNS_MAX_NAME_LEN + 1];
-    if (!domain || norm_domain(domain, dom, sizeof dom) != 0)
-        return STORE_NOTFOUND;
-    sqlite3_stmt *s = sq_stmt(st, S_DOM_FIND_VERIFIED);
-    if (!s)
-        return STORE_ERROR;
-    sq_bind_str(s, 1, dom);
-    return sq_get_one(st, s, "domain_find_verified", read_domain, out);
-}
-
-struct owner {
-    int64_t account_id;
-    char domain[DNS_MAX_NAME_LEN + 1];
-};
-
-static void read_owner(sqlite3_stmt *s, void *p)
-{
-    struct owner *o = p;
-    o->account_id = sqlite3_column_int64(s, 0);
-    sq_col_text(s, 1, o->domain, sizeof o->domain);
-}
-
-static int domain_update_locked(struct store *st, const struct store_domain *d)
-{
-    struct owner o;
-    sqlite3_stmt *s = sq_stmt(st, S_DOM_OWNER);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, d->id);
-    int rc = sq_get_one(st, s, "domain_update", read_owner, &o);
-    if (rc != STORE_OK)
-        return rc;
-    if (d->status == STORE_ID_VERIFIED) {
-        if (!(s = sq_stmt(st, S_DOM_VERIFIED_ELSEWHERE)))
-            return STORE_ERROR;
-        sq_bind_str(s, 1, o.domain);
-        sqlite3_bind_int64(s, 2, o.account_id);
-        rc = sqlite3_step(s);
-        sq_done(s);
-        if (rc == SQLITE_ROW)
-            return STORE_EXISTS;
-        if (rc != SQLITE_DONE)
-            return sq_fail(st, "domain_update", rc);
-    }
-    if (!(s = sq_stmt(st, S_DOM_UPDATE)))
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, d->id);
-    sqlite3_bind_int(s, 2, d->status);
-    sq_bind_arr(s, 3, d->verify_token, sizeof d->verify_token);
-    sq_bind_arr(s, 4, d->mail_from_domain, sizeof d->mail_from_domain);
-    sqlite3_bind_int64(s, 5, d->verified_at);
-    sqlite3_bind_int64(s, 6, d->checked_at);
-    rc = sq_write_rc(st, "domain_update", sqlite3_step(s));
-    sq_done(s);
-    return rc;
-}
-
-int store_domain_update(struct store *st, const struct store_domain *d)
-{
-    if (sq_op_begin(st) != STORE_OK)
-        return STORE_ERROR;
-    return sq_op_end(st, domain_update_locked(st, d));
-}
-
-int store_domain_list(struct store *st, int64_t account_id, store_domain_cb cb, void *arg)
-{
-    sqlite3_stmt *s = sq_stmt(st, S_DOM_LIST);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, account_id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_domain d;
-        read_domain(s, &d);
-        if (cb(&d, arg) != 0) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    sq_done(s);
-    return rc == SQLITE_DONE ? STORE_OK : sq_fail(st, "domain_list", rc);
-}
-
-/* ---- senders ---- */
-
-static void read_sender(sqlite3_stmt *s, void *p)
-{
-    struct store_sender *x = p;
-    memset(x, 0, sizeof *x);
-    x->id = sqlite3_column_int64(s, 0);
-    x->account_id = sqlite3_column_int64(s, 1);
-    sq_col_text(s, 2, x->address, sizeof x->address);
-    x->status = sqlite3_column_int(s, 3);
-    sq_col_text(s, 4, x->token, sizeof x->token);
-    x->created_at = sqlite3_column_int64(s, 5);
-    x->expires_at = sqlite3_column_int64(s, 6);
-    x->verified_at = sqlite3_column_int64(s, 7);
-}
-
-int store_sender_insert(struct store *st, struct store_sender *x)
-{
-    char addr[SMTP_MAX_PATH_LEN + 1];
-    if (norm_address(x->address, addr, sizeof addr) != 0 ||
-        sq_too_long("sender.token", x->token, STORE_TOKEN_MAX)) {
-        log_msg(LOG_ERROR, "store", "op=sender_insert error=\"bad address or token\"");
-        return STORE_ERROR;
-    }
-    sqlite3_stmt *s = sq_stmt(st, S_SND_INSERT);
-    if (!s)
-        return STORE_ERROR;
-    int64_t created = sq_now_or(x->created_at);
-    sqlite3_bind_int64(s, 1, x->account_id);
-    sq_bind_str(s, 2, addr);
-    sqlite3_bind_int(s, 3, x->status);
-    sq_bind_arr(s, 4, x->token, sizeof x->token);
-    sqlite3_bind_int64(s, 5, created);
-    sqlite3_bind_int64(s, 6, x->expires_at);
-    sqlite3_bind_int64(s, 7, x->verified_at);
-    int rc = sq_write_rc(st, "sender_insert", sqlite3_step(s));
-    sq_done(s);
-    if (rc == STORE_OK) {
-        x->id = sqlite3_last_insert_rowid(st->db);
-        x->created_at = created;
-        memcpy(x->address, addr, strlen(addr) + 1);
-    }
-    return rc;
-}
-
-int store_sender_get(struct store *st, int64_t account_id, const char *address,
-                     struct store_sender *out)
-{
-    char addr[SMTP_MAX_PATH_LEN + 1];
-    if (!address || norm_address(address, addr, sizeof addr) != 0)
-        return STORE_NOTFOUND;
-    sqlite3_stmt *s = sq_stmt(st, S_SND_GET);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, account_id);
-    sq_bind_str(s, 2, addr);
-    return sq_get_one(st, s, "sender_get", read_sender, out);
-}
-
-int store_sender_get_by_token(struct store *st, const char *token, struct store_sender *out)
-{
-    if (!token || !token[0] || strnlen(token, STORE_TOKEN_MAX + 1) > STORE_TOKEN_MAX)
-        return STORE_NOTFOUND;
-    sqlite3_stmt *s = sq_stmt(st, S_SND_GET_TOKEN);
-    if (!s)
-        return STORE_ERROR;
-    sq_bind_str(s, 1, token);
-    return sq_get_one(st, s, "sender_get_by_token", read_sender, out);
-}
-
-int store_sender_update(struct store *st, const struct store_sender *x)
-{
-    sqlite3_stmt *s = sq_stmt(st, S_SND_UPDATE);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, x->id);
-    sqlite3_bind_int(s, 2, x->status);
-    sqlite3_bind_int64(s, 3, x->verified_at);
-    int rc = sq_write_rc(st, "sender_update", sqlite3_step(s));
-    sq_done(s);
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
-        rc = STORE_NOTFOUND;
-    return rc;
 }
 
 /* ---- received mail ---- */

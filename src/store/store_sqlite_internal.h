@@ -1,6 +1,7 @@
-/* What the two halves of the SQLite store share (store_sqlite.c: schema,
- * open, transactions, accounts, identities, received mail, rules, the
- * outbound insert; store_sqlite_outbound.c: keys, the delivery queue,
+/* What the parts of the SQLite store share (store_sqlite.c: schema,
+ * open, transactions, accounts, received mail, rules, the outbound insert;
+ * store_sqlite_identity.c: domains, senders, DKIM keys;
+ * store_sqlite_outbound.c: the delivery queue,
  * events, webhooks, suppressions, secrets): the statement table, the
  * handle, and the small helpers around sqlite3_step. Not for use outside
  * src/store. */
@@ -20,8 +21,9 @@ enum sid {
     S_ACC_INSERT, S_ACC_GET, S_ACC_GET_NAME, S_ACC_UPDATE,
     S_CRED_INSERT, S_CRED_GET,
     S_DOM_INSERT, S_DOM_GET, S_DOM_FIND_VERIFIED, S_DOM_OWNER, S_DOM_VERIFIED_ELSEWHERE,
-    S_DOM_UPDATE, S_DOM_LIST,
-    S_SND_INSERT, S_SND_GET, S_SND_GET_TOKEN, S_SND_UPDATE,
+    S_DOM_UPDATE, S_DOM_LIST, S_DOM_DELETE, S_DOM_DUE, S_DOM_REC_GET, S_DOM_REC_SET,
+    S_SND_INSERT, S_SND_GET, S_SND_GET_TOKEN, S_SND_UPDATE, S_SND_LIST, S_SND_FIND_VERIFIED,
+    S_SND_VERIFIED_ELSEWHERE,
     S_INB_INSERT, S_INB_LIST, S_INB_GET, S_INB_COUNT,
     S_RULE_INSERT, S_RULE_DELETE, S_RULE_LIST,
     S_OUT_MSG_INSERT, S_OUT_RCPT_INSERT, S_OUT_COUNT_SINCE, S_OUT_OLDEST_SINCE, S_OUT_COUNT,
@@ -38,12 +40,14 @@ enum sid {
 
 #define ACC_COLS "id, name, sandbox, max_24h, max_rate, dmarc_report_only, created_at"
 #define DOM_COLS "id, account_id, domain, status, verify_token, mail_from_domain, " \
-                 "created_at, verified_at, checked_at"
-#define SND_COLS "id, account_id, address, status, token, created_at, expires_at, verified_at"
+                 "created_at, verified_at, checked_at, mail_from_status, mail_from_behavior, " \
+                 "next_check_at, missing_since, check_attempts"
+#define SND_COLS "id, account_id, address, status, token, created_at, expires_at, " \
+                 "verified_at, sent_at"
 #define INB_COLS "id, account_id, received_at, mail_from, rcpt_json, client_ip, helo, " \
                  "spf, dkim, dmarc, authres, quarantine, message_id, subject, from_hdr, size"
 #define KEY_COLS "id, domain_id, selector, algorithm, key_path, record, status, " \
-                 "created_at, retired_at"
+                 "created_at, retired_at, published_at"
 /* A recipient row with its message's columns (r: outbound_recipients, m:
  * outbound_messages); read by read_delivery. */
 #define DLV_COLS "r.id, r.message_id, m.account_id, r.rcpt, r.domain, m.mail_from, r.status, " \
@@ -76,6 +80,13 @@ int sq_bind_str(sqlite3_stmt *s, int i, const char *str);
 bool sq_too_long(const char *what, const char *s, size_t max);
 void sq_col_text(sqlite3_stmt *s, int i, char *dst, size_t size);
 char *sq_col_dup(sqlite3_stmt *s, int i);
+/* Steps a write statement that names one row by id: STORE_NOTFOUND when no
+ * row changed. */
+int sq_write_one(struct store *st, sqlite3_stmt *s, const char *op);
+/* Lower-cases ASCII and drops one trailing dot: the form domains are kept in. */
+int sq_norm_domain(const char *in, char *out, size_t size);
+/* "local@Domain" -> "local@domain" (the local part is kept as given). */
+int sq_norm_address(const char *in, char *out, size_t size);
 /* Several statements as one: a transaction of their own, or a savepoint
  * inside the caller's; op_end commits or undoes and returns rc. */
 int sq_op_begin(struct store *st);

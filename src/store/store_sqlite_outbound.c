@@ -1,5 +1,5 @@
 /* The outbound half of the SQLite store (store.h, "outbound (issue 6)"):
- * DKIM key records, the delivery queue (claims with leases, outcomes),
+ * the delivery queue (claims with leases, outcomes),
  * events and their webhook fan-out, webhook jobs, suppressions and service
  * secrets. Queue claims select the due rows and lease them in one BEGIN
  * IMMEDIATE transaction (a savepoint inside the caller's), so concurrent
@@ -45,90 +45,13 @@ static int lower_address(const char *in, char *out, size_t size)
 
 /* Steps a write statement that names one row by id: STORE_NOTFOUND when no
  * row changed. */
-static int write_one(struct store *st, sqlite3_stmt *s, const char *op)
+int sq_write_one(struct store *st, sqlite3_stmt *s, const char *op)
 {
     int rc = sq_write_rc(st, op, sqlite3_step(s));
     sq_done(s);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
         rc = STORE_NOTFOUND;
     return rc;
-}
-
-/* ---- DKIM keys ---- */
-
-static void read_key(sqlite3_stmt *s, struct store_dkim_key *k)
-{
-    memset(k, 0, sizeof *k);
-    k->id = sqlite3_column_int64(s, 0);
-    k->domain_id = sqlite3_column_int64(s, 1);
-    sq_col_text(s, 2, k->selector, sizeof k->selector);
-    sq_col_text(s, 3, k->algorithm, sizeof k->algorithm);
-    sq_col_text(s, 4, k->key_path, sizeof k->key_path);
-    sq_col_text(s, 5, k->record, sizeof k->record);
-    k->status = sqlite3_column_int(s, 6);
-    k->created_at = sqlite3_column_int64(s, 7);
-    k->retired_at = sqlite3_column_int64(s, 8);
-}
-
-int store_dkim_key_insert(struct store *st, struct store_dkim_key *k)
-{
-    if (!k->selector[0] || !k->algorithm[0] || !k->key_path[0] ||
-        sq_too_long("dkim_key.selector", k->selector, sizeof k->selector - 1) ||
-        sq_too_long("dkim_key.algorithm", k->algorithm, sizeof k->algorithm - 1) ||
-        sq_too_long("dkim_key.key_path", k->key_path, sizeof k->key_path - 1) ||
-        sq_too_long("dkim_key.record", k->record, sizeof k->record - 1)) {
-        log_msg(LOG_ERROR, "store", "op=dkim_key_insert error=\"bad key fields\"");
-        return STORE_ERROR;
-    }
-    sqlite3_stmt *s = sq_stmt(st, S_KEY_INSERT);
-    if (!s)
-        return STORE_ERROR;
-    int64_t created = sq_now_or(k->created_at);
-    sqlite3_bind_int64(s, 1, k->domain_id);
-    sq_bind_arr(s, 2, k->selector, sizeof k->selector);
-    sq_bind_arr(s, 3, k->algorithm, sizeof k->algorithm);
-    sq_bind_arr(s, 4, k->key_path, sizeof k->key_path);
-    sq_bind_arr(s, 5, k->record, sizeof k->record);
-    sqlite3_bind_int(s, 6, k->status);
-    sqlite3_bind_int64(s, 7, created);
-    sqlite3_bind_int64(s, 8, k->retired_at);
-    int rc = sq_write_rc(st, "dkim_key_insert", sqlite3_step(s));
-    sq_done(s);
-    if (rc == STORE_OK) {
-        k->id = sqlite3_last_insert_rowid(st->db);
-        k->created_at = created;
-    }
-    return rc;
-}
-
-int store_dkim_key_update(struct store *st, const struct store_dkim_key *k)
-{
-    sqlite3_stmt *s = sq_stmt(st, S_KEY_UPDATE);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, k->id);
-    sqlite3_bind_int(s, 2, k->status);
-    sqlite3_bind_int64(s, 3, k->retired_at);
-    return write_one(st, s, "dkim_key_update");
-}
-
-int store_dkim_key_list(struct store *st, int64_t domain_id, store_dkim_key_cb cb, void *arg)
-{
-    sqlite3_stmt *s = sq_stmt(st, S_KEY_LIST);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, domain_id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_dkim_key k;
-        read_key(s, &k);
-        if (cb(&k, arg) != 0) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    sq_done(s);
-    return rc == SQLITE_DONE ? STORE_OK : sq_fail(st, "dkim_key_list", rc);
 }
 
 /* ---- the delivery queue ---- */
@@ -256,7 +179,7 @@ int store_delivery_update(struct store *st, int64_t rcpt_id, int status, unsigne
     sqlite3_bind_int64(s, 4, next_attempt_at);
     sqlite3_bind_text(s, 5, resp, (int)utf8_fit(resp, STORE_RESPONSE_MAX), SQLITE_STATIC);
     sqlite3_bind_int64(s, 6, sq_now_or(now));
-    return write_one(st, s, "delivery_update");
+    return sq_write_one(st, s, "delivery_update");
 }
 
 int store_delivery_next_due(struct store *st, int64_t *when)
@@ -495,7 +418,7 @@ int store_webhook_delete(struct store *st, int64_t account_id, int64_t id)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, account_id);
-    return write_one(st, s, "webhook_delete");   /* its pending jobs go with it */
+    return sq_write_one(st, s, "webhook_delete");   /* its pending jobs go with it */
 }
 
 int store_webhook_list(struct store *st, int64_t account_id,
@@ -612,7 +535,7 @@ int store_webhook_job_finish(struct store *st, int64_t id, bool finished, unsign
         sqlite3_bind_int64(s, 2, attempts);
         sqlite3_bind_int64(s, 3, next_attempt_at);
     }
-    return write_one(st, s, "webhook_job_finish");
+    return sq_write_one(st, s, "webhook_job_finish");
 }
 
 /* ---- suppressions ---- */
@@ -674,7 +597,7 @@ int store_suppression_delete(struct store *st, int64_t account_id, const char *a
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, account_id);
     sq_bind_str(s, 2, addr);
-    return write_one(st, s, "suppression_delete");
+    return sq_write_one(st, s, "suppression_delete");
 }
 
 int store_suppression_list(struct store *st, int64_t account_id, const char *after, unsigned limit,
