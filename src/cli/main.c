@@ -18,6 +18,7 @@ static const struct subcommand subcommands[] = {
     { "serve", cli_serve, "run the service: inbound MX, SMTP submission, HTTP API" },
     { "account", cli_account, "create accounts (API key and SMTP credentials)" },
     { "domain", cli_domain, "add and verify domain identities" },
+    { "sender", cli_sender, "verify single sender addresses by a confirmation link" },
 };
 
 static void usage(FILE *f)
