@@ -28,6 +28,7 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/strview.h"
+#include "util/utf8.h"
 
 #define ZONE_TTL           3600  /* TTL printed in zone-file lines */
 #define SHOWN_MAX          80    /* DNS text quoted in a reason (doc_excerpt: + 4) */
@@ -73,6 +74,16 @@ const char *identity_record_state_name(enum idrec_state s)
 
 static bool printable(unsigned char c) { return c >= 0x20 && c < 0x7f; }
 
+/* Cuts s back to whole UTF-8 characters (a cut reason may end inside
+ * one: our own texts hold a few, "§"; text from DNS is ASCII by then). */
+static void utf8_cut(char *s)
+{
+    size_t n = strlen(s);
+    while (n && !utf8_valid(s, n))
+        n--;
+    s[n] = '\0';
+}
+
 /* Appends to the reason; what does not fit is cut. */
 __attribute__((format(printf, 2, 3)))
 static void reason_add(struct idrec *r, const char *fmt, ...)
@@ -82,8 +93,10 @@ static void reason_add(struct idrec *r, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->reason + used, sizeof r->reason - used, fmt, ap);
+    int n = vsnprintf(r->reason + used, sizeof r->reason - used, fmt, ap);
     va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof r->reason - used)
+        utf8_cut(r->reason);
 }
 
 /* Formats into out (size outlen); false when it did not fit. */
@@ -940,7 +953,8 @@ static int rec_dmarc(struct ctx *c)
             if (!report[0] || has_rua(d, report) ? buf_append(&b, rec.p, rec.len) == 0
                                                  : add_rua(rec, report, &b) == 0)
                 set_value(r, b.data, b.len);
-            reason_add(r, " (this is the first usable one, with sesame's reports)");
+            reason_add(r, " (this is the first usable one%s)",
+                       report[0] ? ", with sesame's reports" : "");
             break;
         }
     } else if (dmarc_record_parse(first->s, first->len, d, err, sizeof err) != 0) {
@@ -1114,18 +1128,17 @@ static char *zone_line(const struct idrec *r)
     return s;
 }
 
-/* A JSON string of s; octets that are not printable ASCII become '?'. */
-static json_t *ascii_json(const char *s)
+/* A JSON string of s; when s is not valid UTF-8, octets that are not
+ * printable ASCII become '?'. */
+static json_t *text_json(const char *s)
 {
-    size_t n = strlen(s), i = 0;
-    while (i < n && printable((unsigned char)s[i]))
-        i++;
-    if (i == n)
+    size_t n = strlen(s);
+    if (utf8_valid(s, n))
         return json_stringn(s, n);
     char *copy = malloc(n + 1);
     if (!copy)
         return NULL;
-    for (i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         copy[i] = printable((unsigned char)s[i]) ? s[i] : '?';
     json_t *j = json_stringn(copy, n);
     free(copy);
@@ -1140,16 +1153,16 @@ json_t *identity_records_json(const struct idrec_list *l)
         char *zone = zone_line(r);
         json_t *o = json_object();
         bool ok = zone && o &&
-                  json_object_set_new(o, "type", ascii_json(r->type)) == 0 &&
-                  json_object_set_new(o, "name", ascii_json(r->name)) == 0 &&
-                  json_object_set_new(o, "value", ascii_json(r->value)) == 0 &&
+                  json_object_set_new(o, "type", text_json(r->type)) == 0 &&
+                  json_object_set_new(o, "name", text_json(r->name)) == 0 &&
+                  json_object_set_new(o, "value", text_json(r->value)) == 0 &&
                   json_object_set_new(o, "purpose",
                                       json_string(identity_record_purpose_name(r->purpose))) == 0 &&
                   json_object_set_new(o, "status",
                                       json_string(identity_record_state_name(r->state))) == 0 &&
                   json_object_set_new(o, "required", json_boolean(r->required)) == 0 &&
-                  json_object_set_new(o, "reason", ascii_json(r->reason)) == 0 &&
-                  json_object_set_new(o, "zone", ascii_json(zone)) == 0;
+                  json_object_set_new(o, "reason", text_json(r->reason)) == 0 &&
+                  json_object_set_new(o, "zone", text_json(zone)) == 0;
         free(zone);
         if (!ok || json_array_append_new(arr, o) != 0) {
             if (!ok)
@@ -1172,13 +1185,19 @@ static bool state_from_name(const char *s, enum idrec_state *out)
     return false;
 }
 
-/* Copies s (printable ASCII only, else '?') into out, cut to fit. */
-static void copy_ascii(char *out, size_t outlen, const char *s)
+/* Copies s into out, cut to fit: control characters become '?'; with
+ * utf8, whole UTF-8 characters are kept (s is valid UTF-8: jansson's),
+ * without, only printable ASCII. */
+static void copy_text(char *out, size_t outlen, const char *s, bool utf8)
 {
     size_t i = 0;
-    for (; s[i] && i + 1 < outlen; i++)
-        out[i] = printable((unsigned char)s[i]) ? s[i] : '?';
+    for (; s[i] && i + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[i] = printable(ch) || (utf8 && ch >= 0x80) ? s[i] : '?';
+    }
     out[i] = '\0';
+    if (utf8)
+        utf8_cut(out);
 }
 
 void identity_records_overlay(struct idrec_list *l, const json_t *last)
@@ -1204,12 +1223,12 @@ void identity_records_overlay(struct idrec_list *l, const json_t *last)
                 strcmp(r->type, t) || strcasecmp(r->name, n))
                 continue;
             r->state = st;
-            copy_ascii(r->reason, sizeof r->reason, reason ? json_string_value(reason) : "");
+            copy_text(r->reason, sizeof r->reason, reason ? json_string_value(reason) : "", true);
             if ((r->purpose == IDREC_SPF || r->purpose == IDREC_DMARC ||
                  r->purpose == IDREC_MAIL_FROM_SPF) && json_is_string(value) &&
                 json_string_length(value) < sizeof r->value &&
                 strlen(json_string_value(value)) == json_string_length(value))
-                copy_ascii(r->value, sizeof r->value, json_string_value(value));
+                copy_text(r->value, sizeof r->value, json_string_value(value), false);
             break;
         }
     }
