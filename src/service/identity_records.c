@@ -778,8 +778,10 @@ static int rec_spf(struct ctx *c, enum idrec_purpose p, const char *domain)
                        "into here: add them to it by hand, before its 'all'%s", r->name,
                        shown_terms, why_mf);
         } else if (!set_value(r, missing ? b.data : rec.p, missing ? b.len : rec.len)) {
-            reason_add(r, "the SPF record at %s is longer than %d characters; receivers "
-                       "return permerror (RFC 7208)", r->name, SPF_MAX_RECORD_LEN);
+            r->state = IDREC_WRONG;
+            reason_add(r, "the SPF record at %s is longer than the %d characters sesame "
+                       "handles: shorten it (a record that long does not fit a DNS answer "
+                       "over UDP)", r->name, IDREC_VALUE_MAX - 1);
         } else {
             if (!syntax_ok) {
                 char shown[SHOWN_MAX + 4];
@@ -967,9 +969,11 @@ static int rec_dmarc(struct ctx *c)
         bool none = d->p != DMARC_P_QUARANTINE && d->p != DMARC_P_REJECT;
         if (!report[0] || has_rua(d, report)) {
             r->state = IDREC_OK;
-            if (!set_value(r, rec.p, rec.len))
+            if (!set_value(r, rec.p, rec.len)) {
                 r->state = IDREC_WRONG;
-            if (none)
+                reason_add(r, "the DMARC record at %s is longer than the %d characters sesame "
+                           "handles: shorten it", r->name, IDREC_VALUE_MAX - 1);
+            } else if (none)
                 reason_add(r, "the policy is p=none: read the aggregate reports; %s",
                            DMARC_ADVICE);
         } else {
