@@ -70,6 +70,10 @@ static const char ZONE[] =
     " \"bounce.bad.example.test\": [{\"type\": \"TXT\", \"value\": \"v=spf1 ip4:198.51.100.7 -all\"}],"
     /* one.example.test: SPF without our terms, no DMARC anywhere, DMARC without rua */
     " \"one.example.test\": [{\"type\": \"TXT\", \"value\": \"v=spf1 mx include:_spf.mail.test ~all\"}],"
+    /* three.example.test: three SPF records with redirect= and two exp= */
+    " \"three.example.test\": [{\"type\": \"TXT\", \"value\": \"v=spf1 mx redirect=_spf.r.test\"},"
+    "                         {\"type\": \"TXT\", \"value\": \"v=spf1 ip4:192.0.2.9 exp=a.test -all\"},"
+    "                         {\"type\": \"TXT\", \"value\": \"v=spf1 exp=b.test +MX ?all\"}],"
     /* many.example.test: our terms make it 11 lookups */
     " \"many.example.test\": [{\"type\": \"TXT\", \"value\": \"v=spf1 a mx include:x1.test include:x2.test include:x3.test exists:x4.test a:x5.test a:x6.test a:x7.test a:x8.test -all\"}],"
     /* deep.example.test: our terms there, but an include costs 10 more */
@@ -407,6 +411,24 @@ static void test_spf_merge_and_missing(void **state)
     assert_state(r, IDREC_MISSING);
     assert_contains(r->reason, "no MX record at one.example.test: mail to one.example.test "
                                "cannot be received");
+    identity_records_free(&l);
+
+    /* three records: redirect= kept as include:, the strictest all, one exp= */
+    in = input("three.example.test", NULL, NULL, 0);
+    assert_int_equal(identity_records_build(&in, f->r, &l), 0);
+    r = find(&l, IDREC_SPF, NULL);
+    assert_state(r, IDREC_WRONG);
+    assert_contains(r->reason, "3 SPF records at three.example.test");
+    assert_spf_parses(r->value);
+    assert_int_equal(term_count(r->value, "include:_spf.r.test -all"), 1);
+    assert_int_equal(term_count(r->value, "a:mx.sesame.test"), 1);
+    assert_int_equal(term_count(r->value, "ip4:192.0.2.9"), 1);
+    assert_int_equal(term_count(r->value, "mx") + term_count(r->value, "+MX"), 1);
+    assert_null(strstr(r->value, "redirect="));
+    assert_null(strstr(r->value, "?all"));
+    const char *exp = strstr(r->value, "exp=");
+    assert_non_null(exp);
+    assert_null(strstr(exp + 1, "exp="));
     identity_records_free(&l);
 
     /* SPF missing entirely: the fresh record */

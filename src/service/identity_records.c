@@ -338,6 +338,7 @@ static int merge_many(const struct txts *t, const struct terms *ours, const char
     struct sv mods[MERGE_MODS_MAX], redirect = { NULL, 0 };
     size_t nmech = 0, nmods = 0;
     int all_rank = -1; /* -1 none; 0 +all; 1 ?all; 2 ~all; 3 -all */
+    bool have_exp = false;
     int rc = 0;
     for (size_t r = 0; r < t->n && rc == 0; r++) {
         if (!spf_record_is_spf1(t->v[r].s, t->v[r].len))
@@ -355,6 +356,11 @@ static int merge_many(const struct txts *t, const struct terms *ours, const char
             } else if (sv_has_prefix_ci(tok, "redirect=")) {
                 if (!redirect.len)
                     redirect = sv_sub(tok, 9, tok.len);
+            } else if (sv_has_prefix_ci(tok, "exp=")) {
+                if (!have_exp && nmods < MERGE_MODS_MAX) {
+                    have_exp = true; /* a second exp= would be a syntax error */
+                    mods[nmods++] = tok;
+                }
             } else if (is_modifier(tok)) {
                 if (!seen_in(mods, nmods, tok, false)) {
                     if (nmods == MERGE_MODS_MAX)
