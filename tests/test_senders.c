@@ -327,6 +327,24 @@ static void domain_holder(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "status")), "verified");
     json_decref(j);
 
+    /* alice verified an address, bob then its domain: each has it already */
+    request_ok(&AF.a, "desk@both.example", T0, tok, &r);
+    assert_int_equal(confirm(tok, T0 + 1, &r), SENDER_OK);
+    verify_domain(AF.b.id, "both.example");
+    rc = sender_request(AF.st, ob, &AF.cfg, &AF.a, "desk@both.example", T0 + 100, &r, err,
+                        sizeof err);
+    assert_int_equal(rc, SENDER_OK);
+    assert_false(r.mail_sent);
+    assert_false(r.via_domain);
+    rc = sender_request(AF.st, ob, &AF.cfg, &AF.b, "desk@both.example", T0 + 100, &r, err,
+                        sizeof err);
+    assert_int_equal(rc, SENDER_OK);
+    assert_true(r.via_domain);
+    /* ... but a new address there is bob's alone */
+    rc = sender_request(AF.st, ob, &AF.cfg, &AF.a, "other@both.example", T0 + 100, &r, err,
+                        sizeof err);
+    assert_int_equal(rc, SENDER_TAKEN);
+
     /* alice's pending link, then bob verifies the domain: the link is refused */
     request_ok(&AF.a, "news@later.example", T0, tok, &r);
     verify_domain(AF.b.id, "later.example");

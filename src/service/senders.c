@@ -422,35 +422,37 @@ static int build_mail(const struct sesame_config *cfg, struct outbound *ob,
 
 /* ---- request ---------------------------------------------------------------- */
 
-/* Who else holds the address: OK (nobody: go on), TAKEN, STORE_ERROR, or
- * OK with out filled and *done when this account already has it. */
+/* Who holds the address: OK (nobody: go on), TAKEN, STORE_ERROR, or OK
+ * with out filled and *done when this account has it already (its domain
+ * or the address verified: that wins over another account's claim, since
+ * the account may send as it either way). */
 static int holder(struct store *st, const struct store_account *account, const char *address,
                   struct sender_result *out, bool *done, char *err, size_t errlen)
 {
     *done = false;
     struct store_domain d;
-    int rc = store_domain_find_verified(st, domain_of(address), &d);
-    if (rc == STORE_OK) {
-        if (d.account_id != account->id)
-            return fail(err, errlen, SENDER_TAKEN, "the domain %s is verified by another "
-                        "account: only that account may send as its addresses", d.domain);
+    int drc = store_domain_find_verified(st, domain_of(address), &d);
+    if (drc != STORE_OK && drc != STORE_NOTFOUND)
+        return fail(err, errlen, SENDER_STORE_ERROR, "the store is not available");
+    if (drc == STORE_OK && d.account_id == account->id) {
         via_domain(address, &d, account->name, out);
         *done = true;
         return SENDER_OK;
     }
-    if (rc != STORE_NOTFOUND)
-        return fail(err, errlen, SENDER_STORE_ERROR, "the store is not available");
     struct store_sender s;
-    rc = store_sender_find_verified(st, address, &s);
-    if (rc == STORE_OK) {
-        if (s.account_id != account->id)
-            return fail(err, errlen, SENDER_TAKEN, "%s is verified by another account", address);
+    int src = store_sender_find_verified(st, address, &s);
+    if (src != STORE_OK && src != STORE_NOTFOUND)
+        return fail(err, errlen, SENDER_STORE_ERROR, "the store is not available");
+    if (src == STORE_OK && s.account_id == account->id) {
         from_row(&s, account->name, 0, out);
         *done = true;
         return SENDER_OK;
     }
-    if (rc != STORE_NOTFOUND)
-        return fail(err, errlen, SENDER_STORE_ERROR, "the store is not available");
+    if (drc == STORE_OK)
+        return fail(err, errlen, SENDER_TAKEN, "the domain %s is verified by another "
+                    "account: only that account may send as its addresses", d.domain);
+    if (src == STORE_OK)
+        return fail(err, errlen, SENDER_TAKEN, "%s is verified by another account", address);
     return SENDER_OK;
 }
 
