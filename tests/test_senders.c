@@ -448,6 +448,11 @@ static void bad_input(void **state)
             fail_msg("'%s' was not refused (%d)", bad[i], rc);
         assert_true(strlen(err) > 0);
     }
+    struct store_account sys;
+    assert_int_equal(outbound_system_account(AF.st, &sys), STORE_OK);
+    char err[512] = "";
+    assert_int_equal(sender_request(AF.st, ob, &AF.cfg, &sys, "x@people.example", T0, &r, err,
+                                    sizeof err), SENDER_BAD_INPUT);
     const char *tokens[] = {
         "", "abc", "zz00000000000000000000000000000000000000000000000000000000000000",
         "00000000000000000000000000000000000000000000000000000000000000000",

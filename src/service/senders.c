@@ -485,6 +485,9 @@ int sender_request(struct store *st, struct outbound *ob, const struct sesame_co
         return SENDER_BAD_INPUT;
     snprintf(out->address, sizeof out->address, "%s", addr);
     snprintf(out->account, sizeof out->account, "%s", account->name);
+    if (strcmp(account->name, OUTBOUND_SYSTEM_ACCOUNT) == 0)
+        return fail(err, errlen, SENDER_BAD_INPUT, "the service's own account (%s) has no "
+                    "sender addresses", OUTBOUND_SYSTEM_ACCOUNT);
     bool done = false;
     int rc = holder(st, account, addr, out, &done, err, errlen);
     if (rc != SENDER_OK || done)
