@@ -7,7 +7,8 @@
  * reasons and (SPF, DMARC) values seen.
  *
  * Input: one flags byte (bit 0: a MAIL FROM domain; bit 1: no report
- * address; bit 2: the second key is GRACE rather than PENDING), then one
+ * address; bit 2: the second key is GRACE rather than PENDING; bit 3: the
+ * domain is mail.example.test, below its organizational domain), then one
  * answer per query, in the order the queries come:
  *   status byte: % 5 → OK, NXDOMAIN, NODATA, TEMPFAIL, OK
  *   OK only: count byte (% 4 + 1 records), then per record a 2-byte
@@ -180,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         { "old", ED2_REC, STORE_KEY_RETIRED, 1600000000 },
     };
     struct idrec_input in = {
-        .domain = "example.test", .token = "tok",
+        .domain = (flags & 8) ? "mail.example.test" : "example.test", .token = "tok",
         .mail_from_domain = (flags & 1) ? "bounce.example.test" : NULL,
         .mx_host = "mx.sesame.test", .spf_terms = "a:mx.sesame.test ip4:192.0.2.1",
         .report_address = (flags & 2) ? NULL : "dmarc@reports.sesame.test",
