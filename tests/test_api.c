@@ -159,7 +159,7 @@ static int setup(void **state)
     assert_non_null(fx.authfail);
     assert_non_null(fx.metrics);
     fx.ctx = (struct api_context){ fx.st, fx.dns, fx.creds, fx.authfail, fx.metrics, &fx.cfg,
-                                   NULL };
+                                   NULL, NULL };
     account_set_hash_cost(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
     assert_int_equal(account_create(fx.st, "alice", false, 0, 0, &fx.a, &fx.sa, err, sizeof err),
                      STORE_OK);

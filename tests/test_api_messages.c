@@ -17,10 +17,21 @@
 
 #include "api_fixture.h"
 #include "service/group_commit.h"
+#include "service/identities.h"
 #include "service/outbound.h"
 
 static struct group_commit *gc;
 static struct outbound *ob;
+
+static int activate_cb(const struct store_dkim_key *k, void *arg)
+{
+    (void)arg;
+    struct store_dkim_key a = *k;
+    a.status = STORE_KEY_ACTIVE;
+    a.published_at = (int64_t)time(NULL);
+    assert_int_equal(store_dkim_key_update(AF.st, &a), STORE_OK);
+    return 0;
+}
 
 static void verify_domain(int64_t account, const char *name)
 {
@@ -33,6 +44,15 @@ static void verify_domain(int64_t account, const char *name)
     d.status = STORE_ID_VERIFIED;
     d.verified_at = d.checked_at = (int64_t)time(NULL);
     assert_int_equal(store_domain_update(AF.st, &d), STORE_OK);
+    /* its keys, as if seen in DNS: active (a verified domain without a
+     * visible key cannot send: see pending_keys_refused) */
+    struct identity_env env;
+    memset(&env, 0, sizeof env);
+    snprintf(env.data_dir, sizeof env.data_dir, "%s", AF.dir);
+    char err[256];
+    if (identity_domain_keys(AF.st, &env, &d, err, sizeof err) != STORE_OK)
+        fail_msg("keys: %s", err);
+    assert_int_equal(store_dkim_key_list(AF.st, d.id, activate_cb, NULL), STORE_OK);
 }
 
 static int setup(void **state)
@@ -311,6 +331,48 @@ static void sizes(void **state)
     af_expect_error(413, "payload_too_large");
 }
 
+/* A verified domain whose DKIM keys are not visible in DNS yet cannot
+ * send: nothing leaves signed with a key receivers cannot find; a MAIL
+ * FROM domain set to refuse mail while unverified refuses it too. */
+static void pending_keys_refused(void **state)
+{
+    (void)state;
+    struct store_domain d;
+    memset(&d, 0, sizeof d);
+    d.account_id = AF.b.id;
+    snprintf(d.domain, sizeof d.domain, "fresh.example");
+    snprintf(d.verify_token, sizeof d.verify_token, "tok-fresh");
+    assert_int_equal(store_domain_insert(AF.st, &d), STORE_OK);
+    d.status = STORE_ID_VERIFIED;
+    d.verified_at = (int64_t)time(NULL);
+    assert_int_equal(store_domain_update(AF.st, &d), STORE_OK);
+    struct identity_env env;
+    memset(&env, 0, sizeof env);
+    snprintf(env.data_dir, sizeof env.data_dir, "%s", AF.dir);
+    char err[256];
+    assert_int_equal(identity_domain_keys(AF.st, &env, &d, err, sizeof err), STORE_OK);
+    af_call("POST", "/v1/messages", AUTH_B,
+            "{\"from\": \"a@fresh.example\", \"to\": [\"x@example.net\"], \"text\": \"x\"}");
+    af_expect_error(400, "identity_not_verified");
+    assert_non_null(strstr(AF.body, "no DKIM key visible in DNS yet"));
+    /* once a key is active it sends; unless its MAIL FROM domain refuses */
+    assert_int_equal(store_dkim_key_list(AF.st, d.id, activate_cb, NULL), STORE_OK);
+    snprintf(d.mail_from_domain, sizeof d.mail_from_domain, "bounce.fresh.example");
+    d.mail_from_behavior = STORE_MF_REJECT;
+    d.mail_from_status = STORE_ID_PENDING;
+    assert_int_equal(store_domain_update(AF.st, &d), STORE_OK);
+    af_call("POST", "/v1/messages", AUTH_B,
+            "{\"from\": \"a@fresh.example\", \"to\": [\"x@example.net\"], \"text\": \"x\"}");
+    af_expect_error(400, "identity_not_verified");
+    assert_non_null(strstr(AF.body, "behavior_on_mx_failure reject"));
+    d.mail_from_behavior = STORE_MF_USE_DEFAULT;
+    assert_int_equal(store_domain_update(AF.st, &d), STORE_OK);
+    af_call("POST", "/v1/messages", AUTH_B,
+            "{\"from\": \"a@fresh.example\", \"to\": [\"x@example.net\"], \"text\": \"x\"}");
+    if (AF.status != 202)
+        fail_msg("status %d: %s", AF.status, AF.body);
+}
+
 static void identity_and_sandbox(void **state)
 {
     (void)state;
@@ -442,6 +504,7 @@ int main(void)
         cmocka_unit_test(refused_requests),
         cmocka_unit_test(sizes),
         cmocka_unit_test(identity_and_sandbox),
+        cmocka_unit_test(pending_keys_refused),
         cmocka_unit_test(suppressed),
         cmocka_unit_test(quota),
         cmocka_unit_test(no_engine),

@@ -203,7 +203,8 @@ static int setup(void **state)
     fx.metrics = metrics_new();
 
     snprintf(fx.logfile, sizeof fx.logfile, "%s/log", fx.dir);
-    struct api_context proto = { fx.st, fx.dns, fx.creds, fx.authfail, fx.metrics, &fx.cfg, NULL };
+    struct api_context proto = { fx.st, fx.dns, fx.creds, fx.authfail, fx.metrics, &fx.cfg, NULL,
+                                 NULL };
     struct config_listen l;
     memset(&l, 0, sizeof l);
     snprintf(l.host, sizeof l.host, "127.0.0.1");
@@ -385,7 +386,8 @@ static void log_lines(void **state)
 
 static void port_in_use(void **state)
 {
-    struct api_context proto = { fx.st, fx.dns, fx.creds, fx.authfail, fx.metrics, &fx.cfg, NULL };
+    struct api_context proto = { fx.st, fx.dns, fx.creds, fx.authfail, fx.metrics, &fx.cfg, NULL,
+                                 NULL };
     struct config_listen l;
     memset(&l, 0, sizeof l);
     snprintf(l.host, sizeof l.host, "127.0.0.1");

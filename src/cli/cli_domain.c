@@ -1,17 +1,18 @@
-/* sesame domain add|show|verify DOMAIN --account NAME (SPEC.md §1.5): the
- * administrative side of domain identities, on the store named by
- * --config. The work is service/identities.c (shared with the HTTP API);
- * this file parses arguments and prints the records to publish in
- * zone-file form, or identity_domain_json with --json (verify adds a
- * "reason"). Exit 0 when it ran, a failed verification included; 2 for bad
- * usage, a bad domain, an unknown account or a domain not added; 1 when
- * the store or DNS fails (no DNS answer: status unchanged).
- * `rotate` comes with the DKIM records, in a later issue. */
+/* sesame domain add|show|verify|rotate|delete DOMAIN --account NAME
+ * (SPEC.md §1.5): the administrative side of domain identities, on the
+ * store named by --config. The work is service/identities.c (shared with
+ * the HTTP API); this file parses arguments and prints the records to
+ * publish in zone-file form with their status as last seen, or
+ * identity_domain_json with --json (verify and rotate add a "reason").
+ * Exit 0 when it ran, a failed verification included; 2 for bad usage, a
+ * bad domain, an unknown account or a domain not added; 1 when the store
+ * or DNS fails (no DNS answer: status unchanged). */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/cli_common.h"
@@ -21,13 +22,19 @@
 #include "util/log.h"
 
 static const char usage_text[] =
-    "usage: sesame domain add|show|verify DOMAIN --account NAME [--json]\n"
+    "usage: sesame domain add|show|verify|rotate|delete DOMAIN --account NAME [--json]\n"
     "                     [--config FILE] [--dns ADDR[:PORT]]\n"
-    "  add      adds DOMAIN to the account (pending) and prints the DNS records\n"
-    "           to publish; adding it again prints the same records\n"
-    "  show     prints the status and the records to publish\n"
-    "  verify   looks the verification record up in DNS now: verified when\n"
-    "           _sesame.DOMAIN has the TXT record \"sesame-verification=TOKEN\"\n"
+    "  add      adds DOMAIN to the account (pending), makes its DKIM keys and\n"
+    "           prints every DNS record to publish; adding it again prints them again\n"
+    "  show     prints the status and the records, each as last seen in DNS\n"
+    "  verify   looks every record up in DNS now: verified when _sesame.DOMAIN\n"
+    "           has the TXT record \"sesame-verification=TOKEN\"; DKIM keys sign\n"
+    "           once their record is visible; says what is wrong with each record\n"
+    "  rotate   makes new DKIM keys (pending: signing switches once they are\n"
+    "           visible in DNS; the old keys stay published for the grace period)\n"
+    "  delete   removes the identity and its keys\n"
+    "The running service also checks in the background: pending domains with\n"
+    "backoff for 72 hours, verified ones daily.\n"
     "A domain can be verified by one account only. DNS goes to --dns, else\n"
     "$SESAME_DNS, else the [dns] servers of the configuration, else the system\n"
     "resolver. Exit status 0 when it ran (a failed verification too), 1 when\n"
@@ -81,9 +88,13 @@ static void print_records(const json_t *j)
         const char *name = json_string_value(json_object_get(r, "name"));
         const char *value = json_string_value(json_object_get(r, "value"));
         const char *purpose = json_string_value(json_object_get(r, "purpose"));
+        const char *status = json_string_value(json_object_get(r, "status"));
+        const char *why = json_string_value(json_object_get(r, "reason"));
+        bool required = json_is_true(json_object_get(r, "required"));
         if (!type || !name || !value)
             continue;
-        printf("    ; %s\n", purpose ? purpose : "");
+        printf("    ; %s%s: %s%s%s\n", purpose ? purpose : "", required ? "" : " (advised)",
+               status ? status : "unchecked", why && why[0] ? " - " : "", why ? why : "");
         print_record(type, name, value);
     }
 }
@@ -107,6 +118,18 @@ static void print_text(const struct args *a, const struct store_domain *d, const
         printf("verified: %s\n", time_or_never(j, "verified_at"));
         printf("checked:  %s\n", time_or_never(j, "checked_at"));
     }
+    const json_t *mf = json_object_get(j, "mail_from");
+    if (json_is_object(mf))
+        printf("mail from: %s (%s; when broken: %s)\n",
+               json_string_value(json_object_get(mf, "domain")),
+               json_string_value(json_object_get(mf, "status")),
+               json_string_value(json_object_get(mf, "behavior_on_mx_failure")));
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(j, "dkim"), i, k)
+        printf("dkim key: %s %s %s\n", json_string_value(json_object_get(k, "selector")),
+               json_string_value(json_object_get(k, "algorithm")),
+               json_string_value(json_object_get(k, "status")));
     printf("\nrecords to publish in the DNS zone of %s:\n", d->domain);
     print_records(j);
     if (d->status != STORE_ID_VERIFIED)
@@ -114,10 +137,10 @@ static void print_text(const struct args *a, const struct store_domain *d, const
                a->account);
 }
 
-static int output(struct store *st, const struct args *a, const struct store_domain *d,
-                  const char *reason)
+static int output(struct store *st, const struct identity_env *env, const struct args *a,
+                  const struct store_domain *d, const char *reason)
 {
-    json_t *j = identity_domain_json_full(st, d);
+    json_t *j = identity_domain_json(st, env, d);
     if (!j)
         return cli_runtime_error("domain", "out of memory");
     if (a->json) {
@@ -154,19 +177,20 @@ static int run(const struct args *a, struct store *st, const struct sesame_confi
     if (rc != STORE_OK)
         return cli_runtime_error("domain", "cannot read the store");
 
-    char err[640] = "";
+    char err[700] = "";
     struct store_domain d;
+    struct identity_env env;
+    identity_env_init(&env, cfg);
     if (strcmp(a->cmd, "add") == 0) {
-        rc = identity_domain_add(st, acct.id, a->domain, &d, err, sizeof err);
+        bool created;
+        rc = identity_domain_add(st, &env, acct.id, a->domain, &d, &created, err, sizeof err);
         if (rc == IDENTITY_BADNAME)
             return cli_usage_error("domain", "%s", err);
         if (rc != STORE_OK)
             return cli_runtime_error("domain", "add %s: %s", a->domain, err);
-        if (identity_domain_keys(st, cfg->data_dir, &d, err, sizeof err) != STORE_OK)
-            return cli_runtime_error("domain", "add %s: %s", a->domain, err);
-        return output(st, a, &d, NULL);
+        return output(st, &env, a, &d, NULL);
     }
-    if (strcmp(a->cmd, "show") == 0) {
+    if (strcmp(a->cmd, "verify") != 0) {
         rc = store_domain_get(st, acct.id, a->domain, &d);
         if (rc == STORE_NOTFOUND)
             return cli_usage_error("domain", "%s has not been added to account %s (sesame "
@@ -174,7 +198,26 @@ static int run(const struct args *a, struct store *st, const struct sesame_confi
                                    a->domain, a->account);
         if (rc != STORE_OK)
             return cli_runtime_error("domain", "cannot read the store");
-        return output(st, a, &d, NULL);
+    }
+    if (strcmp(a->cmd, "show") == 0)
+        return output(st, &env, a, &d, NULL);
+    if (strcmp(a->cmd, "rotate") == 0) {
+        rc = identity_domain_rotate(st, &env, &d, (int64_t)time(NULL), err, sizeof err);
+        if (rc == STORE_EXISTS)
+            return cli_usage_error("domain", "rotate %s: %s", a->domain, err);
+        if (rc != STORE_OK)
+            return cli_runtime_error("domain", "rotate %s: %s", a->domain, err);
+        return output(st, &env, a, &d, "new DKIM keys are pending: publish their _domainkey "
+                      "records; signing switches to them once they are visible in DNS");
+    }
+    if (strcmp(a->cmd, "delete") == 0) {
+        if (identity_domain_delete(st, &d, err, sizeof err) != STORE_OK)
+            return cli_runtime_error("domain", "delete %s: %s", a->domain, err);
+        if (a->json)
+            cli_print_json(json_pack("{s:s, s:b}", "domain", d.domain, "deleted", 1));
+        else
+            printf("deleted %s (and its DKIM keys) from account %s\n", d.domain, a->account);
+        return EXIT_RAN;
     }
 
     /* verify */
@@ -187,7 +230,8 @@ static int run(const struct args *a, struct store *st, const struct sesame_confi
     if (!dns)
         return code;
     bool tempfail = false;
-    rc = identity_domain_verify(st, dns, acct.id, a->domain, &d, &tempfail, err, sizeof err);
+    rc = identity_domain_verify(st, dns, &env, acct.id, a->domain, &d, &tempfail, err,
+                                sizeof err);
     dns_resolver_free(dns);
     if (rc == STORE_NOTFOUND)
         return cli_usage_error("domain", "%s has not been added to account %s (sesame domain "
@@ -202,20 +246,26 @@ static int run(const struct args *a, struct store *st, const struct sesame_confi
                                  server ? "; DNS server " : "", server ? server : "");
     /* STORE_OK (verified, failed) or STORE_EXISTS (another account has it):
      * the check ran either way, the status and the reason say how it went. */
-    return output(st, a, &d, err);
+    return output(st, &env, a, &d, err);
 }
 
 int cli_domain(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error("domain", "missing subcommand: add, show or verify (see --help)");
+        return cli_usage_error("domain", "missing subcommand: add, show, verify, rotate or "
+                               "delete (see --help)");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage_text, stdout);
         return EXIT_RAN;
     }
     struct args a = { .cmd = argv[1] };
-    if (strcmp(a.cmd, "add") != 0 && strcmp(a.cmd, "show") != 0 && strcmp(a.cmd, "verify") != 0)
-        return cli_usage_error("domain", "unknown subcommand '%s' (add, show or verify)", a.cmd);
+    static const char *const cmds[] = { "add", "show", "verify", "rotate", "delete" };
+    bool known = false;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        known |= strcmp(a.cmd, cmds[i]) == 0;
+    if (!known)
+        return cli_usage_error("domain", "unknown subcommand '%s' (add, show, verify, rotate "
+                               "or delete)", a.cmd);
     int c;
     opterr = 0;
     optind = 1;

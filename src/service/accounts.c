@@ -198,6 +198,10 @@ int account_create(struct store *st, const char *name, bool production,
         snprintf(err, errlen, "an account name is 1 to %d of A-Z a-z 0-9 . _ -", STORE_NAME_MAX);
         return STORE_ERROR;
     }
+    if (name[0] == '_') {
+        snprintf(err, errlen, "account names starting with '_' are reserved for the service");
+        return STORE_ERROR;
+    }
     struct store_account a = {
         .sandbox = !production,
         .max_24h = max_24h ? max_24h

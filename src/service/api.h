@@ -29,6 +29,8 @@ struct api_context {
     /* Added by D6: POST /v1/messages hands over here (service/outbound.h);
      * NULL: that route answers 503. */
     struct outbound *outbound;
+    /* Identities: looked at soon after a change (NULL: on its schedule). */
+    struct identity_checker *checker;
 };
 
 struct api_request {

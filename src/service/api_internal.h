@@ -1,5 +1,5 @@
 /* What the API's files share (api.c: routing, auth, errors and helpers;
- * api_account.c, api_domains.c, api_inbound.c, api_rules.c,
+ * api_account.c, api_domains.c, api_senders.c, api_inbound.c, api_rules.c,
  * api_send.c, api_messages.c, api_suppressions.c, api_webhooks.c: the
  * handlers of one area each). Not for use outside src/service/api*.c. */
 #ifndef SESAME_SERVICE_API_INTERNAL_H
@@ -67,6 +67,14 @@ void api_domains_list(struct api_call *c);
 void api_domains_get(struct api_call *c);
 void api_domains_verify(struct api_call *c);
 void api_domains_mail_from(struct api_call *c);
+void api_domains_delete(struct api_call *c);
+void api_domains_rotate(struct api_call *c);
+/* api_senders.c: single sender addresses and the confirmation link */
+void api_senders_list(struct api_call *c);
+void api_senders_create(struct api_call *c);
+void api_senders_get(struct api_call *c);
+void api_senders_delete(struct api_call *c);
+void api_senders_confirm(struct api_call *c);
 void api_inbound_list(struct api_call *c);
 void api_inbound_get(struct api_call *c);
 void api_inbound_raw(struct api_call *c);

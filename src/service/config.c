@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "util/limits.h"
@@ -47,6 +48,8 @@ static const char *check_hostname(const char *v);
 static const char *check_dns_server(const char *v);
 static const char *check_relay(const char *v);
 static const char *check_optional_hostname(const char *v);
+static const char *check_public_url(const char *v);
+static const char *check_spf_terms(const char *v);
 
 static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const yes_no[] = { "no", "yes", NULL };
@@ -62,6 +65,8 @@ static const struct ckey keys[] = {
     { "server", "data_dir", T_STR, FIELD(data_dir), "./var", 0, 0, 0, NULL, true, NULL },
     { "server", "store", T_STR, FIELD(store), "sqlite", 0, 0, 0, NULL, true, check_store },
     { "server", "workers", T_UINT, FIELD(workers), NULL, 16, 1, 1024, NULL, false, NULL },
+    { "server", "public_url", T_STR, FIELD(public_url), "", 0, 0, 0, NULL, false,
+      check_public_url },
     { "listen", "mx", T_LISTEN, FIELD(mx), "127.0.0.1:2525", 0, 0, 0, NULL, false, NULL },
     { "listen", "submission", T_LISTEN, FIELD(submission), "127.0.0.1:5870", 0, 0, 0, NULL,
       false, NULL },
@@ -96,6 +101,22 @@ static const struct ckey keys[] = {
       NULL },
     { "delivery", "tls_verify", T_ENUM, FIELD(delivery_tls_verify), "no", 0, 0, 0, yes_no, false,
       NULL },
+    { "identities", "inbound_host", T_STR, FIELD(identities_inbound_host), "", 0, 0, 0, NULL,
+      false, check_optional_hostname },
+    { "identities", "spf", T_STR, FIELD(identities_spf), "", 0, 0, 0, NULL, false,
+      check_spf_terms },
+    { "identities", "check_interval", T_UINT, FIELD(identities_check_interval), NULL, 60, 1,
+      86400, NULL, false, NULL },
+    { "identities", "verify_window", T_UINT, FIELD(identities_verify_window), NULL, 72 * 3600,
+      60, 30 * 86400, NULL, false, NULL },
+    { "identities", "recheck_interval", T_UINT, FIELD(identities_recheck_interval), NULL, 86400,
+      1, 30 * 86400, NULL, false, NULL },
+    { "identities", "missing_grace", T_UINT, FIELD(identities_missing_grace), NULL, 72 * 3600, 0,
+      30 * 86400, NULL, false, NULL },
+    { "identities", "dkim_grace", T_UINT, FIELD(identities_dkim_grace), NULL, 7 * 86400, 0,
+      365 * 86400, NULL, false, NULL },
+    { "identities", "confirm_ttl", T_UINT, FIELD(identities_confirm_ttl), NULL, 86400, 60,
+      30 * 86400, NULL, false, NULL },
     { "limits", "max_message_size", T_SIZE, FIELD(max_message_size), NULL,
       SMTP_DEFAULT_MAX_MESSAGE_SIZE, 64 * KIB, 4 * GIB, NULL, false, NULL },
     { "limits", "max_recipients", T_UINT, FIELD(max_recipients), NULL, SMTP_MAX_RECIPIENTS, 1,
@@ -251,6 +272,44 @@ static const char *check_dns_server(const char *v)
 }
 
 /* "host" or "host:port" or "[v6]:port"; "" = deliver by MX. */
+/* A base URL for links: http:// or https://, then printable ASCII with no
+ * space, quote or angle bracket (it goes into mail text as is). */
+static const char *check_public_url(const char *v)
+{
+    if (!v[0])
+        return NULL;
+    if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+        return "give a URL starting with http:// or https://";
+    for (const char *p = v; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '<' || *p == '>')
+            return "a URL cannot hold spaces, quotes, angle brackets or non-ASCII";
+    return NULL;
+}
+
+/* SPF mechanisms that authorise this service's outbound addresses, e.g.
+ * "ip4:192.0.2.10 ip6:2001:db8::10" or "a:mx.example.com": printable
+ * ASCII terms, no "all" and no "v=spf1" (sesame places them in records). */
+static const char *check_spf_terms(const char *v)
+{
+    for (const char *p = v; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '"')
+            return "give SPF mechanisms in printable ASCII (e.g. ip4:192.0.2.10 a:mx.example.com)";
+    for (const char *p = v; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ' ')
+            e++;
+        size_t n = (size_t)(e - p);
+        const char *t = n && (*p == '+' || *p == '-' || *p == '~' || *p == '?') ? p + 1 : p;
+        size_t tn = n - (size_t)(t - p);
+        if ((tn == 3 && strncasecmp(t, "all", 3) == 0) || (n >= 6 && strncasecmp(p, "v=spf1", 6) == 0))
+            return "give only the mechanisms for this service, without v=spf1 or all";
+        p = e;
+    }
+    return NULL;
+}
+
 static const char *check_optional_hostname(const char *v)
 {
     return v[0] ? check_hostname(v) : NULL;

@@ -26,6 +26,7 @@ struct sesame_config {
     char data_dir[CONFIG_STR_MAX];   /* default "./var" */
     char store[CONFIG_STR_MAX];      /* "sqlite" (default) or postgresql://... */
     unsigned workers;            /* threads for checks and store writes; default 16 */
+    char public_url[256];        /* base of links in mail (sender confirmation); "" = http://[listen] http */
     /* [listen] */
     struct config_listen mx, submission, http;
     /* [tls] */
@@ -46,6 +47,15 @@ struct sesame_config {
     unsigned delivery_lifetime;          /* seconds before a deferred recipient bounces */
     unsigned delivery_lease;             /* seconds a claimed recipient stays ours (crash recovery) */
     char delivery_tls_verify[8];         /* "no" (opportunistic) | "yes" */
+    /* [identities] */
+    char identities_inbound_host[256];   /* MX target to publish; "" = hostname */
+    char identities_spf[256];            /* SPF mechanisms for this service's IPs; "" = a:hostname */
+    unsigned identities_check_interval;  /* first background check of a new identity, seconds; doubles */
+    unsigned identities_verify_window;   /* background checks of a pending domain stop after (72 h) */
+    unsigned identities_recheck_interval;/* verified domains are checked again every (24 h) */
+    unsigned identities_missing_grace;   /* records gone this long: the domain fails (72 h) */
+    unsigned identities_dkim_grace;      /* a rotated-out key stays published (7 days) */
+    unsigned identities_confirm_ttl;     /* a sender confirmation link is valid (24 h) */
     /* [limits] */
     uint64_t max_message_size;   /* SMTP_DEFAULT_MAX_MESSAGE_SIZE */
     unsigned max_recipients;

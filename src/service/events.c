@@ -48,6 +48,7 @@ static const struct {
     { "Send", "send" },           { "Delivery", "delivery" },
     { "Bounce", "bounce" },       { "Complaint", "complaint" },
     { "Reject", "reject" },       { "DeliveryDelay", "deliveryDelay" },
+    { "IdentityStatus", "identity" },
 };
 
 static const char *type_key(const char *type)
@@ -114,6 +115,23 @@ static json_t *time_json(int64_t ms)
     char s[32];
     iso_ms(ms, s);
     return json_string(s);
+}
+
+json_t *event_create_identity(const char *kind, const char *identity, const char *status,
+                              const char *previous, const char *reason)
+{
+    json_t *ev = json_object();
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", kind, "identity", identity,
+                          "status", status, "previousStatus", previous, "reason", reason ? reason : "",
+                          "timestamp", time_json(now_ms()));
+    if (!ev || !o || json_object_set_new(ev, "eventType", json_string("IdentityStatus")) != 0 ||
+        json_object_set_new(ev, "identity", o) != 0) {
+        if (!ev)
+            json_decref(o);
+        json_decref(ev);
+        return NULL;
+    }
+    return ev;
 }
 
 /* n decimal digits at s; -1 when one is not a digit. */

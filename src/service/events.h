@@ -41,7 +41,8 @@ struct event_mail {
 #define EVENTS_WEBHOOK_INFLIGHT    64    /* POSTs at once per dispatcher */
 #define EVENTS_WEBHOOK_BATCH       32    /* jobs claimed per store transaction */
 
-/* Is type one of Send, Delivery, Bounce, Complaint, Reject, DeliveryDelay? */
+/* Is type one of Send, Delivery, Bounce, Complaint, Reject, DeliveryDelay,
+ * IdentityStatus? */
 bool event_type_valid(const char *type);
 /* The name used as reportingMTA (delivery: "NAME", bounce: "dsn; NAME"):
  * the [server] hostname, set once at startup before threads use events;
@@ -51,6 +52,13 @@ void event_set_reporting_mta(const char *hostname);
 /* A new event object {"eventType": type, "mail": {...}} (not event_new:
  * that name is libevent's). */
 json_t *event_create(const char *type, const struct event_mail *mail);
+/* An identity changed status (sesame's own event; SES has no equivalent
+ * in its event publishing): {"eventType": "IdentityStatus", "identity":
+ * {"type": "domain"|"mail_from"|"address", "identity", "status",
+ * "previousStatus", "reason", "timestamp"}}. status "records_missing":
+ * a verified domain's records were not found (it fails after the grace). */
+json_t *event_create_identity(const char *kind, const char *identity, const char *status,
+                              const char *previous, const char *reason);
 /* remote_mta: the host delivered to, as delivery logs it ("IP", "IP:PORT",
  * "[IP]:PORT", "NAME (IP:PORT)"); its IP becomes delivery.remoteMtaIp.
  * reportingMTA is ours (event_set_reporting_mta). Called again, it adds

@@ -1,35 +1,82 @@
-/* Domain identities: name normalisation, the verification token, the TXT
- * check at _sesame.DOMAIN and the JSON the CLI and the API print (see
- * identities.h and docs/identities.md).
- * It does not: re-check verified domains on a schedule, or produce the
- * DKIM, SPF, DMARC, MAIL FROM and MX records (the identities issue that
- * follows adds them to domain_records()); single addresses (senders) are
- * confirmed by mail, elsewhere. */
+/* Domain identities: name normalisation, adding a domain (token and DKIM
+ * keys), key rotation, the custom MAIL FROM setting, deletion, and the
+ * JSON the CLI and the API print (identities.h, docs/identities.md). The
+ * DNS checks and the background checker are identity_check.c; the record
+ * set itself is identity_records.c. */
 #include "service/identities.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include <sodium.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include "auth/dkim_signer.h"
-#include "dns/dns_rdata.h"
+#include "service/config.h"
+#include "service/identities_internal.h"
 #include "util/buf.h"
 #include "util/log.h"
-#include "util/strview.h"
 
 _Static_assert(2 * IDENTITY_TOKEN_BYTES <= STORE_TOKEN_MAX, "hex token must fit the store");
 _Static_assert(IDENTITY_DOMAIN_MAX + (int)sizeof(IDENTITY_VERIFY_LABEL) == DNS_MAX_NAME_LEN,
                "_sesame.DOMAIN fits a DNS name");
 
-/* What a non-matching TXT record shows of itself in the reason. */
-#define FOUND_SHOWN_MAX 80
-#define FOUND_RECORDS_SHOWN 2
 /* What an unacceptable domain name shows of itself in the reason. */
 #define NAME_SHOWN_MAX 64
+
+void identity_env_init(struct identity_env *env, const struct sesame_config *cfg)
+{
+    memset(env, 0, sizeof *env);
+    snprintf(env->mx_host, sizeof env->mx_host, "%s",
+             cfg->identities_inbound_host[0] ? cfg->identities_inbound_host : cfg->hostname);
+    if (cfg->identities_spf[0])
+        snprintf(env->spf_terms, sizeof env->spf_terms, "%s", cfg->identities_spf);
+    else
+        snprintf(env->spf_terms, sizeof env->spf_terms, "a:%.280s", cfg->hostname);
+    snprintf(env->data_dir, sizeof env->data_dir, "%s", cfg->data_dir);
+    env->check_interval = cfg->identities_check_interval;
+    env->verify_window = cfg->identities_verify_window;
+    env->recheck_interval = cfg->identities_recheck_interval;
+    env->missing_grace = cfg->identities_missing_grace;
+    env->dkim_grace = cfg->identities_dkim_grace;
+}
+
+const char *identity_key_status_name(int status)
+{
+    switch (status) {
+    case STORE_KEY_ACTIVE: return "active";
+    case STORE_KEY_PENDING: return "pending";
+    case STORE_KEY_GRACE: return "grace";
+    case STORE_KEY_RETIRED: return "retired";
+    }
+    return "pending";
+}
+
+const char *identity_mail_from_behavior_name(int behavior)
+{
+    return behavior == STORE_MF_REJECT ? "reject" : "use_default";
+}
+
+int identity_mail_from_behavior_parse(const char *name)
+{
+    if (name && strcmp(name, "use_default") == 0)
+        return STORE_MF_USE_DEFAULT;
+    if (name && strcmp(name, "reject") == 0)
+        return STORE_MF_REJECT;
+    return -1;
+}
+
+void identity_report_address(const struct store_domain *d, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s@%s", IDENTITY_REPORT_LOCALPART,
+             d->mail_from_domain[0] ? d->mail_from_domain : d->domain);
+}
 
 const char *identity_status_name(int status)
 {
@@ -156,15 +203,18 @@ static int new_token(char *out, size_t outlen)
     return 0;
 }
 
-int identity_domain_add(struct store *st, int64_t account_id, const char *domain,
-                        struct store_domain *out, char *err, size_t errlen)
+
+int identity_domain_add(struct store *st, const struct identity_env *env, int64_t account_id,
+                        const char *domain, struct store_domain *out, bool *created,
+                        char *err, size_t errlen)
 {
+    *created = false;
     char norm[DNS_MAX_NAME_LEN + 1];
     if (identity_domain_normalize(domain, norm, sizeof norm, err, errlen) != 0)
         return IDENTITY_BADNAME;
     int rc = store_domain_get(st, account_id, norm, out);
     if (rc == STORE_OK)
-        return STORE_OK;
+        return identity_domain_keys(st, env, out, err, errlen); /* keys left by a failed add */
     if (rc != STORE_NOTFOUND) {
         snprintf(err, errlen, "cannot read the store");
         return STORE_ERROR;
@@ -175,6 +225,7 @@ int identity_domain_add(struct store *st, int64_t account_id, const char *domain
     memcpy(d.domain, norm, strlen(norm) + 1);
     d.status = STORE_ID_PENDING;
     d.created_at = (int64_t)time(NULL);
+    d.next_check_at = d.created_at + env->check_interval;
     if (new_token(d.verify_token, sizeof d.verify_token) != 0) {
         snprintf(err, errlen, "cannot make a random token (libsodium)");
         return STORE_ERROR;
@@ -182,162 +233,297 @@ int identity_domain_add(struct store *st, int64_t account_id, const char *domain
     rc = store_domain_insert(st, &d);
     if (rc == STORE_EXISTS) /* added meanwhile by another process: that one stands */
         rc = store_domain_get(st, account_id, norm, &d);
+    else if (rc == STORE_OK)
+        *created = true;
     if (rc != STORE_OK) {
         snprintf(err, errlen, "cannot write the store");
         return STORE_ERROR;
     }
-    log_msg(LOG_INFO, "identities", "event=domain_added account=%lld domain=%s",
-            (long long)account_id, norm);
+    if (*created)
+        log_msg(LOG_INFO, "identities", "event=domain_added account=%lld domain=%s",
+                (long long)account_id, norm);
     *out = d;
-    return STORE_OK;
+    return identity_domain_keys(st, env, &d, err, errlen);
 }
 
-/* Appends a record's text for a person: printable ASCII, truncated. */
-static int show_value(struct buf *b, const char *s, size_t len)
+/* ---- DKIM keys ---- */
+
+static int mkdir_0700(const char *path)
 {
-    size_t n = len > FOUND_SHOWN_MAX ? FOUND_SHOWN_MAX : len;
-    if (buf_append_char(b, '"') != 0)
+    if (mkdir(path, 0700) == 0 || errno == EEXIST)
+        return 0;
+    return -1;
+}
+
+/* DATA_DIR/dkim/ACCOUNT_ID/DOMAIN, made (0700 each) when missing. Keys
+ * are per account: two accounts adding the same domain never share one. */
+static int key_dir(const struct identity_env *env, const struct store_domain *d, char *dir,
+                   size_t dirlen, char *err, size_t errlen)
+{
+    if (strlen(env->data_dir) + strlen(d->domain) + 40 >= dirlen) {
+        snprintf(err, errlen, "data_dir is too long");
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (buf_append_char(b, c >= 0x20 && c < 0x7f && c != '"' ? (char)c : '?') != 0)
+    }
+    for (int level = 0; level < 3; level++) {
+        if (level == 0)
+            snprintf(dir, dirlen, "%s/dkim", env->data_dir);
+        else if (level == 1)
+            snprintf(dir, dirlen, "%s/dkim/%lld", env->data_dir, (long long)d->account_id);
+        else
+            snprintf(dir, dirlen, "%s/dkim/%lld/%s", env->data_dir, (long long)d->account_id,
+                     d->domain);
+        if (mkdir_0700(dir) != 0) {
+            snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
             return -1;
-    }
-    return buf_append_str(b, n < len ? "\"..." : "\"");
-}
-
-enum txt_outcome { TXT_MATCH, TXT_NONE, TXT_OTHER, TXT_TEMPFAIL };
-
-/* Asks DNS for the TXT records at name and looks for want among them. For
- * TXT_OTHER, found receives a few of the values seen. */
-static enum txt_outcome lookup_token(struct dns_resolver *dns, const char *name,
-                                     const char *want, struct buf *found)
-{
-    struct dns_answer a;
-    dns_query(dns, name, DNS_T_TXT, &a);
-    enum txt_outcome res;
-    switch (a.status) {
-    case DNS_OK: res = TXT_OTHER; break;
-    case DNS_NXDOMAIN:
-    case DNS_NODATA: res = TXT_NONE; break;
-    default: res = TXT_TEMPFAIL; break; /* BADNAME cannot happen: names are checked */
-    }
-    struct buf txt;
-    buf_init(&txt, DNS_MAX_MESSAGE_LEN);
-    size_t shown = 0, wantlen = strlen(want);
-    for (size_t i = 0; res == TXT_OTHER && i < a.count; i++) {
-        size_t nstrings;
-        if (dns_rdata_txt(a.rrs[i].data, a.rrs[i].len, &txt, &nstrings) != 0)
-            continue; /* malformed: as if absent */
-        struct sv v = sv_trim(sv_make(buf_cstr(&txt), txt.len));
-        if (v.len == wantlen && memcmp(v.p, want, wantlen) == 0) {
-            res = TXT_MATCH;
-        } else if (shown < FOUND_RECORDS_SHOWN) {
-            if ((shown && buf_append_str(found, ", ") != 0) || show_value(found, v.p, v.len) != 0)
-                continue;
-            shown++;
         }
     }
-    /* On a full buffer the reason only says less. */
-    if (res == TXT_OTHER && a.count > shown && shown &&
-        buf_printf(found, " and %zu more", a.count - shown) != 0)
-        log_msg(LOG_DEBUG, "identities", "event=reason_truncated name=%s", name);
-    buf_free(&txt);
-    dns_answer_release(&a);
-    return res;
+    return 0;
 }
 
-int identity_domain_verify(struct store *st, struct dns_resolver *dns, int64_t account_id,
-                           const char *domain, struct store_domain *out, bool *tempfail,
-                           char *err, size_t errlen)
+/* One new key of alg, recorded with status; the selector is sYYYYMMDD + r/e,
+ * with a digit added when taken (a second rotation the same day). */
+static int make_key(struct store *st, const struct identity_env *env, const struct store_domain *d,
+                    enum dkim_algorithm alg, int status, int64_t now, char *err, size_t errlen)
 {
-    *tempfail = false;
-    char norm[DNS_MAX_NAME_LEN + 1], name[sizeof IDENTITY_VERIFY_LABEL + DNS_MAX_NAME_LEN + 1];
-    char want[sizeof IDENTITY_VERIFY_PREFIX + STORE_TOKEN_MAX];
-    if (identity_domain_normalize(domain, norm, sizeof norm, err, errlen) != 0)
-        return IDENTITY_BADNAME;
-    struct store_domain d;
-    int rc = store_domain_get(st, account_id, norm, &d);
-    if (rc == STORE_NOTFOUND) {
-        snprintf(err, errlen, "%s has not been added to this account (add it first)", norm);
-        return STORE_NOTFOUND;
+    char dir[1200];
+    if (key_dir(env, d, dir, sizeof dir, err, errlen) != 0)
+        return STORE_ERROR;
+    time_t t = (time_t)now;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char day[16];
+    strftime(day, sizeof day, "%Y%m%d", &tm);
+    char suffix = alg == DKIM_ALG_ED25519_SHA256 ? 'e' : 'r';
+    for (int n = 1; n <= 9; n++) {
+        struct store_dkim_key k;
+        memset(&k, 0, sizeof k);
+        k.domain_id = d->id;
+        if (n == 1)
+            snprintf(k.selector, sizeof k.selector, "s%s%c", day, suffix);
+        else
+            snprintf(k.selector, sizeof k.selector, "s%s%c%d", day, suffix, n);
+        snprintf(k.algorithm, sizeof k.algorithm, "%s", dkim_algorithm_name(alg));
+        if ((size_t)snprintf(k.key_path, sizeof k.key_path, "%s/%s.pem", dir, k.selector) >=
+            sizeof k.key_path) {
+            snprintf(err, errlen, "data_dir is too long");
+            return STORE_ERROR;
+        }
+        k.status = status;
+        k.created_at = now;
+        struct buf rec;
+        buf_init(&rec, sizeof k.record - 1);
+        char kerr[256];
+        struct stat sb;
+        enum dkim_status ks;
+        if (stat(k.key_path, &sb) == 0) {
+            /* left by an earlier attempt that did not reach the store */
+            struct dkim_signer *sg = dkim_signer_load(k.key_path, kerr, sizeof kerr);
+            ks = sg && dkim_signer_algorithm(sg) == alg && dkim_signer_record(sg, &rec) == 0
+                     ? DKIM_OK : DKIM_ESYS;
+            dkim_signer_free(sg);
+            if (ks != DKIM_OK)
+                snprintf(kerr, sizeof kerr, "an unusable file is in the way");
+        } else {
+            ks = dkim_keygen(alg, 0, false, k.key_path, &rec, kerr, sizeof kerr);
+        }
+        if (ks != DKIM_OK) {
+            buf_free(&rec);
+            snprintf(err, errlen, "cannot make the DKIM key %s: %s", k.key_path, kerr);
+            return STORE_ERROR;
+        }
+        snprintf(k.record, sizeof k.record, "%s", buf_cstr(&rec));
+        buf_free(&rec);
+        int rc = store_dkim_key_insert(st, &k);
+        if (rc == STORE_EXISTS)
+            continue;   /* that selector is taken: the next one */
+        if (rc != STORE_OK) {
+            snprintf(err, errlen, "cannot write the store");
+            return STORE_ERROR;
+        }
+        log_msg(LOG_INFO, "identities", "event=dkim_key_created domain=%s selector=%s "
+                "algorithm=%s status=%s", d->domain, k.selector, k.algorithm,
+                identity_key_status_name(status));
+        return STORE_OK;
     }
-    if (rc != STORE_OK) {
+    snprintf(err, errlen, "no free DKIM selector left for today: rotate again tomorrow");
+    return STORE_EXISTS;
+}
+
+struct key_scan {
+    size_t n, pending;
+    bool rsa_in_use, ed_in_use;  /* an active or pending key of that algorithm */
+    char pending_names[160];
+};
+
+static int scan_cb(const struct store_dkim_key *k, void *arg)
+{
+    struct key_scan *s = arg;
+    s->n++;
+    if (k->status != STORE_KEY_ACTIVE && k->status != STORE_KEY_PENDING)
+        return 0;
+    bool ed = strcmp(k->algorithm, dkim_algorithm_name(DKIM_ALG_ED25519_SHA256)) == 0;
+    if (ed)
+        s->ed_in_use = true;
+    else
+        s->rsa_in_use = true;
+    if (k->status == STORE_KEY_PENDING) {
+        size_t used = strlen(s->pending_names);
+        snprintf(s->pending_names + used, sizeof s->pending_names - used, "%s%s",
+                 s->pending ? ", " : "", k->selector);
+        s->pending++;
+    }
+    return 0;
+}
+
+int identity_domain_keys(struct store *st, const struct identity_env *env,
+                         const struct store_domain *d, char *err, size_t errlen)
+{
+    struct key_scan scan = { 0 };
+    if (store_dkim_key_list(st, d->id, scan_cb, &scan) != STORE_OK) {
         snprintf(err, errlen, "cannot read the store");
         return STORE_ERROR;
     }
-    *out = d;
-    snprintf(name, sizeof name, "%s.%s", IDENTITY_VERIFY_LABEL, norm);
-    snprintf(want, sizeof want, "%s%s", IDENTITY_VERIFY_PREFIX, d.verify_token);
-
-    struct buf found;
-    buf_init(&found, 2 * FOUND_RECORDS_SHOWN * (FOUND_SHOWN_MAX + 8) + 32);
-    enum txt_outcome res = lookup_token(dns, name, want, &found);
-    int64_t now = (int64_t)time(NULL);
-    const char *word;
-    switch (res) {
-    case TXT_TEMPFAIL:
-        snprintf(err, errlen, "no answer from DNS for the TXT record at %s (timeout or server "
-                 "failure); status unchanged, try again later", name);
-        *tempfail = true;
-        buf_free(&found);
-        log_msg(LOG_INFO, "identities", "event=domain_verify account=%lld domain=%s "
-                "result=tempfail", (long long)account_id, norm);
+    if (scan.n > 0)
         return STORE_OK;
-    case TXT_MATCH:
-        word = "verified";
-        if (d.status == STORE_ID_VERIFIED) {
-            snprintf(err, errlen, "the TXT record at %s holds the token; %s stays verified",
-                     name, norm);
-        } else {
-            snprintf(err, errlen, "the TXT record at %s holds the token", name);
-            d.status = STORE_ID_VERIFIED;
-            d.verified_at = now;
-        }
-        break;
-    case TXT_NONE:
-    case TXT_OTHER:
-        word = "failed";
-        if (res == TXT_NONE)
-            snprintf(err, errlen, "no TXT record at %s", name);
-        else
-            snprintf(err, errlen, "TXT records found but none is %s (at %s: %s)", want, name,
-                     buf_cstr(&found));
-        if (d.status == STORE_ID_VERIFIED) {
-            /* Verified stays verified: when a domain that lost its record
-             * stops counting is the re-check policy of the issue that follows. */
-            size_t used = strlen(err);
-            snprintf(err + used, errlen > used ? errlen - used : 0,
-                     "; %s was verified before and stays verified", norm);
-            word = "verified";
-        } else {
-            d.status = STORE_ID_FAILED;
-        }
-        break;
+    int64_t now = (int64_t)time(NULL);
+    int rc = make_key(st, env, d, DKIM_ALG_RSA_SHA256, STORE_KEY_PENDING, now, err, errlen);
+    if (rc == STORE_OK)
+        rc = make_key(st, env, d, DKIM_ALG_ED25519_SHA256, STORE_KEY_PENDING, now, err, errlen);
+    return rc == STORE_OK ? STORE_OK : STORE_ERROR;
+}
+
+int identity_domain_rotate(struct store *st, const struct identity_env *env,
+                           struct store_domain *d, int64_t now, char *err, size_t errlen)
+{
+    struct key_scan scan = { 0 };
+    if (store_dkim_key_list(st, d->id, scan_cb, &scan) != STORE_OK) {
+        snprintf(err, errlen, "cannot read the store");
+        return STORE_ERROR;
     }
-    buf_free(&found);
-    d.checked_at = now;
-    rc = store_domain_update(st, &d);
-    if (rc == STORE_EXISTS) {
-        snprintf(err, errlen, "%s is verified by another account", norm);
-        /* Keep the status this account had; record that it was checked. */
-        d = *out;
-        d.checked_at = now;
-        if (store_domain_update(st, &d) == STORE_OK)
-            *out = d;
-        log_msg(LOG_INFO, "identities", "event=domain_verify account=%lld domain=%s "
-                "result=taken", (long long)account_id, norm);
+    if (scan.pending > 0) {
+        snprintf(err, errlen, "a rotation is already waiting for %s to appear in DNS: publish "
+                 "it and verify the domain, or wait for the background check", scan.pending_names);
         return STORE_EXISTS;
     }
-    if (rc != STORE_OK) {
+    if (scan.n >= IDENTITY_MAX_KEYS - 1) {
+        snprintf(err, errlen, "%s has %zu keys: wait until rotated-out keys are retired",
+                 d->domain, scan.n);
+        return STORE_EXISTS;
+    }
+    bool rsa = scan.rsa_in_use || !scan.ed_in_use;   /* none in use: both */
+    bool ed = scan.ed_in_use || !scan.rsa_in_use;
+    int rc = STORE_OK;
+    if (rsa)
+        rc = make_key(st, env, d, DKIM_ALG_RSA_SHA256, STORE_KEY_PENDING, now, err, errlen);
+    if (rc == STORE_OK && ed)
+        rc = make_key(st, env, d, DKIM_ALG_ED25519_SHA256, STORE_KEY_PENDING, now, err, errlen);
+    if (rc != STORE_OK)
+        return rc;
+    /* look for the new records soon */
+    d->next_check_at = now + env->check_interval;
+    d->check_attempts = 0;
+    if (store_domain_update(st, d) != STORE_OK) {
         snprintf(err, errlen, "cannot write the store");
         return STORE_ERROR;
     }
-    *out = d;
-    log_msg(LOG_INFO, "identities", "event=domain_verify account=%lld domain=%s result=%s",
-            (long long)account_id, norm, word);
+    log_msg(LOG_INFO, "identities", "event=dkim_rotation_started account=%lld domain=%s",
+            (long long)d->account_id, d->domain);
     return STORE_OK;
 }
+
+/* ---- the custom MAIL FROM domain ---- */
+
+int identity_domain_set_mail_from(struct store *st, const struct identity_env *env,
+                                  struct store_domain *d, const char *mail_from, int behavior,
+                                  int64_t now, char *err, size_t errlen)
+{
+    char mf[DNS_MAX_NAME_LEN + 1] = "";
+    if (mail_from && mail_from[0]) {
+        if (identity_domain_normalize(mail_from, mf, sizeof mf, err, errlen) != 0)
+            return IDENTITY_BADNAME;
+        size_t ml = strlen(mf), dl = strlen(d->domain);
+        if (ml <= dl + 1 || mf[ml - dl - 1] != '.' || strcmp(mf + ml - dl, d->domain) != 0) {
+            snprintf(err, errlen, "the MAIL FROM domain must be a subdomain of %s (for example "
+                     "bounce.%s)", d->domain, d->domain);
+            return IDENTITY_BADNAME;
+        }
+        if (strncmp(mf, "_", 1) == 0 || strncmp(mf, IDENTITY_VERIFY_LABEL ".", 8) == 0) {
+            snprintf(err, errlen, "the MAIL FROM domain must be a host name");
+            return IDENTITY_BADNAME;
+        }
+    }
+    if (behavior != STORE_MF_USE_DEFAULT && behavior != STORE_MF_REJECT) {
+        snprintf(err, errlen, "behavior_on_mx_failure is use_default or reject");
+        return IDENTITY_BADNAME;
+    }
+    if (strcmp(mf, d->mail_from_domain) != 0) {
+        memcpy(d->mail_from_domain, mf, strlen(mf) + 1);
+        d->mail_from_status = STORE_ID_PENDING;
+        if (mf[0]) {
+            d->next_check_at = now + env->check_interval;
+            d->check_attempts = 0;
+        }
+    }
+    d->mail_from_behavior = behavior;
+    if (store_domain_update(st, d) != STORE_OK) {
+        snprintf(err, errlen, "cannot write the store");
+        return STORE_ERROR;
+    }
+    log_msg(LOG_INFO, "identities", "event=mail_from_set account=%lld domain=%s mail_from=%s "
+            "behavior=%s", (long long)d->account_id, d->domain, mf[0] ? mf : "-",
+            identity_mail_from_behavior_name(behavior));
+    return STORE_OK;
+}
+
+/* ---- delete ---- */
+
+struct path_list { char (*paths)[1024]; size_t n; };
+
+static int path_cb(const struct store_dkim_key *k, void *arg)
+{
+    struct path_list *l = arg;
+    if (l->n < IDENTITY_MAX_KEYS * 2)
+        snprintf(l->paths[l->n++], sizeof l->paths[0], "%s", k->key_path);
+    return 0;
+}
+
+int identity_domain_delete(struct store *st, const struct store_domain *d, char *err,
+                           size_t errlen)
+{
+    struct path_list l = { calloc(IDENTITY_MAX_KEYS * 2, sizeof *l.paths), 0 };
+    if (!l.paths) {
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    int rc = store_dkim_key_list(st, d->id, path_cb, &l);
+    if (rc == STORE_OK)
+        rc = store_domain_delete(st, d->account_id, d->id);
+    if (rc != STORE_OK) {
+        free(l.paths);
+        snprintf(err, errlen, rc == STORE_NOTFOUND ? "no such domain" : "cannot write the store");
+        return rc;
+    }
+    /* the rows are gone: now the private keys (and their directory) */
+    char dir[1024] = "";
+    for (size_t i = 0; i < l.n; i++) {
+        if (unlink(l.paths[i]) != 0 && errno != ENOENT)
+            log_msg(LOG_WARN, "identities", "event=key_unlink_failed path=\"%s\" error=\"%s\"",
+                    l.paths[i], strerror(errno));
+        char *slash = strrchr(l.paths[i], '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(dir, sizeof dir, "%s", l.paths[i]);
+        }
+    }
+    free(l.paths);
+    if (dir[0])
+        (void)rmdir(dir);   /* empty unless something else is in it: then it stays */
+    log_msg(LOG_INFO, "identities", "event=domain_deleted account=%lld domain=%s keys=%zu",
+            (long long)d->account_id, d->domain, l.n);
+    return STORE_OK;
+}
+
+/* ---- JSON ---- */
 
 static json_t *time_json(int64_t t)
 {
@@ -351,150 +537,106 @@ static json_t *time_json(int64_t t)
     return json_string(s);
 }
 
-static int add_record(json_t *records, const char *type, const char *name, const char *value,
-                      const char *purpose)
+
+static int key_json_cb(const struct store_dkim_key *k, void *arg)
 {
-    json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "name", name, "value", value,
-                          "purpose", purpose);
-    return r ? json_array_append_new(records, r) : -1;
-}
-
-/* Every record the account publishes for the domain. The identities issue
- * that follows appends DKIM, SPF, DMARC, MAIL FROM (MX and SPF) and the
- * inbound MX here; the CLI's zone-file text is printed from this list. */
-static int domain_records(const struct store_domain *d, json_t *records)
-{
-    /* sized for any domain; normalised ones make names of at most DNS_MAX_NAME_LEN */
-    char name[sizeof IDENTITY_VERIFY_LABEL + DNS_MAX_NAME_LEN + 1];
-    char value[sizeof IDENTITY_VERIFY_PREFIX + STORE_TOKEN_MAX];
-    snprintf(name, sizeof name, "%s.%s", IDENTITY_VERIFY_LABEL, d->domain);
-    snprintf(value, sizeof value, "%s%s", IDENTITY_VERIFY_PREFIX, d->verify_token);
-    return add_record(records, "TXT", name, value, "verification");
-}
-
-json_t *identity_domain_json(const struct store_domain *d)
-{
-    json_t *records = json_array();
-    if (!records || domain_records(d, records) != 0) {
-        json_decref(records);
-        return NULL;
-    }
-    return json_pack("{s:s, s:s, s:o, s:o, s:o}", "domain", d->domain, "status",
-                     identity_status_name(d->status), "records", records, "verified_at",
-                     time_json(d->verified_at), "checked_at", time_json(d->checked_at));
-}
-
-/* ---- DKIM keys ---- */
-
-struct key_list { json_t *records; const char *domain; size_t n; };
-
-static int key_record_cb(const struct store_dkim_key *k, void *arg)
-{
-    struct key_list *l = arg;
-    l->n++;
-    if (k->status == STORE_KEY_RETIRED)
+    struct key_json *kj = arg;
+    if (k->status == STORE_KEY_RETIRED && k->retired_at < kj->now - IDENTITY_RETIRED_SHOWN_S)
         return 0;
-    char name[DNS_MAX_NAME_LEN + 80];
-    snprintf(name, sizeof name, "%s._domainkey.%s", k->selector, l->domain);
-    return add_record(l->records, "TXT", name, k->record, "dkim") != 0;
-}
-
-json_t *identity_domain_json_full(struct store *st, const struct store_domain *d)
-{
-    json_t *j = identity_domain_json(d);
-    if (!j)
-        return NULL;
-    struct key_list l = { json_object_get(j, "records"), d->domain, 0 };
-    if (store_dkim_key_list(st, d->id, key_record_cb, &l) != STORE_OK) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
-}
-
-static int count_cb(const struct store_dkim_key *k, void *arg)
-{
-    (void)k;
-    (*(size_t *)arg)++;
+    if (kj->n >= IDENTITY_MAX_KEYS)
+        return 0;
+    kj->rows[kj->n] = *k;
+    json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:o}", "selector", k->selector, "algorithm",
+                          k->algorithm, "status", identity_key_status_name(k->status),
+                          "published_at", time_json(k->published_at),
+                          k->status == STORE_KEY_RETIRED ? "retired_at" : "retire_at",
+                          time_json(k->status == STORE_KEY_GRACE ||
+                                    k->status == STORE_KEY_RETIRED ? k->retired_at : 0));
+    if (!j || json_array_append_new(kj->arr, j) != 0)
+        kj->failed = true;
+    kj->n++;
     return 0;
 }
 
-static int mkdir_0700(const char *path)
+int identity_load_keys(struct store *st, const struct store_domain *d, int64_t now,
+                       struct key_json *kj)
 {
-    if (mkdir(path, 0700) == 0 || errno == EEXIST)
-        return 0;
-    return -1;
+    memset(kj, 0, sizeof *kj);
+    kj->arr = json_array();
+    kj->rows = calloc(IDENTITY_MAX_KEYS, sizeof *kj->rows);
+    kj->now = now;
+    kj->failed = !kj->arr || !kj->rows;
+    if (kj->failed || store_dkim_key_list(st, d->id, key_json_cb, kj) != STORE_OK || kj->failed) {
+        identity_keys_free(kj);
+        return -1;
+    }
+    for (size_t i = 0; i < kj->n; i++)
+        kj->keys[i] = (struct idrec_key){ kj->rows[i].selector, kj->rows[i].record,
+                                          kj->rows[i].status, kj->rows[i].retired_at };
+    return 0;
 }
 
-int identity_domain_keys(struct store *st, const char *data_dir, const struct store_domain *d,
-                         char *err, size_t errlen)
+void identity_keys_free(struct key_json *kj)
 {
-    size_t n = 0;
-    if (store_dkim_key_list(st, d->id, count_cb, &n) != STORE_OK) {
-        snprintf(err, errlen, "cannot read the store");
-        return STORE_ERROR;
-    }
-    if (n > 0)
-        return STORE_OK;
-    char dir[900];
-    if (strlen(data_dir) + strlen(d->domain) + 16 >= sizeof dir) {
-        snprintf(err, errlen, "data_dir is too long");
-        return STORE_ERROR;
-    }
-    snprintf(dir, sizeof dir, "%s/dkim", data_dir);
-    if (mkdir_0700(dir) != 0) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        return STORE_ERROR;
-    }
-    snprintf(dir, sizeof dir, "%s/dkim/%s", data_dir, d->domain);
-    if (mkdir_0700(dir) != 0) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        return STORE_ERROR;
-    }
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char day[16];
-    strftime(day, sizeof day, "%Y%m%d", &tm);
-    static const struct { enum dkim_algorithm alg; char suffix; } kinds[] = {
-        { DKIM_ALG_RSA_SHA256, 'r' }, { DKIM_ALG_ED25519_SHA256, 'e' },
+    json_decref(kj->arr);
+    free(kj->rows);
+    kj->arr = NULL;
+    kj->rows = NULL;
+}
+
+void identity_records_input(const struct identity_env *env, const struct store_domain *d,
+                            const struct idrec_key *keys, size_t nkeys, char *report,
+                            size_t reportlen, struct idrec_input *in)
+{
+    identity_report_address(d, report, reportlen);
+    *in = (struct idrec_input){
+        .domain = d->domain, .token = d->verify_token, .mail_from_domain = d->mail_from_domain,
+        .mx_host = env->mx_host, .spf_terms = env->spf_terms, .report_address = report,
+        .keys = keys, .nkeys = nkeys,
     };
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        struct store_dkim_key k;
-        memset(&k, 0, sizeof k);
-        k.domain_id = d->id;
-        snprintf(k.selector, sizeof k.selector, "s%s%c", day, kinds[i].suffix);
-        snprintf(k.algorithm, sizeof k.algorithm, "%s", dkim_algorithm_name(kinds[i].alg));
-        snprintf(k.key_path, sizeof k.key_path, "%s/%s.pem", dir, k.selector);
-        k.status = STORE_KEY_ACTIVE;
-        k.created_at = (int64_t)now;
-        struct buf rec;
-        buf_init(&rec, sizeof k.record - 1);
-        char kerr[256];
-        struct stat sb;
-        enum dkim_status ks = DKIM_OK;
-        if (stat(k.key_path, &sb) == 0) {
-            /* left by an earlier attempt that did not reach the store */
-            struct dkim_signer *sg = dkim_signer_load(k.key_path, kerr, sizeof kerr);
-            ks = sg && dkim_signer_record(sg, &rec) == 0 ? DKIM_OK : DKIM_ESYS;
-            dkim_signer_free(sg);
-        } else {
-            ks = dkim_keygen(kinds[i].alg, 0, false, k.key_path, &rec, kerr, sizeof kerr);
-        }
-        if (ks != DKIM_OK) {
-            buf_free(&rec);
-            snprintf(err, errlen, "cannot make the DKIM key %s: %s", k.key_path, kerr);
-            return STORE_ERROR;
-        }
-        snprintf(k.record, sizeof k.record, "%s", buf_cstr(&rec));
-        buf_free(&rec);
-        int rc = store_dkim_key_insert(st, &k);
-        if (rc != STORE_OK && rc != STORE_EXISTS) {
-            snprintf(err, errlen, "cannot write the store");
-            return STORE_ERROR;
-        }
-        log_msg(LOG_INFO, "identities", "event=dkim_key_created domain=%s selector=%s "
-                "algorithm=%s", d->domain, k.selector, k.algorithm);
+}
+
+json_t *identity_domain_json(struct store *st, const struct identity_env *env,
+                             const struct store_domain *d)
+{
+    struct key_json kj;
+    if (identity_load_keys(st, d, (int64_t)time(NULL), &kj) != 0)
+        return NULL;
+    char report[DNS_MAX_NAME_LEN + 32];
+    struct idrec_input in;
+    identity_records_input(env, d, kj.keys, kj.n, report, sizeof report, &in);
+    struct idrec_list recs = { 0 };
+    char *last = NULL;
+    if (identity_records_build(&in, NULL, &recs) != 0 ||
+        store_domain_records_get(st, d->id, &last) != STORE_OK) {
+        identity_records_free(&recs);
+        identity_keys_free(&kj);
+        free(last);
+        return NULL;
     }
-    return STORE_OK;
+    json_t *seen = last[0] ? json_loads(last, 0, NULL) : NULL;
+    free(last);
+    if (seen)
+        identity_records_overlay(&recs, seen);
+    json_decref(seen);
+    json_t *records = identity_records_json(&recs);
+    identity_records_free(&recs);
+    json_t *mf = json_null();
+    if (d->mail_from_domain[0])
+        mf = json_pack("{s:s, s:s, s:s}", "domain", d->mail_from_domain, "status",
+                       identity_status_name(d->mail_from_status), "behavior_on_mx_failure",
+                       identity_mail_from_behavior_name(d->mail_from_behavior));
+    json_t *dkim = kj.arr;
+    kj.arr = NULL;
+    identity_keys_free(&kj);
+    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}",
+                     "domain", d->domain, "status", identity_status_name(d->status),
+                     "records", records, "dkim", dkim, "mail_from", mf,
+                     "mail_from_domain", d->mail_from_domain[0] ? json_string(d->mail_from_domain)
+                                                                : json_null(),
+                     "verified_at", time_json(d->verified_at),
+                     "checked_at", time_json(d->checked_at),
+                     "next_check_at", time_json(d->next_check_at),
+                     "records_missing_since", time_json(d->missing_since),
+                     "dmarc_report_address", report);
 }

@@ -44,6 +44,7 @@ struct signer_entry {
 struct outbound {
     char hostname[256];
     char bounce_domain[256];
+    char system_from[300];        /* no-reply@hostname */
     struct group_commit *gc;
     unsigned char verp_key[32];
     pthread_mutex_t mu;           /* rate buckets and the signer cache */
@@ -69,6 +70,7 @@ struct outbound *outbound_new(const struct sesame_config *cfg, struct group_comm
         return NULL;
     }
     snprintf(o->hostname, sizeof o->hostname, "%s", cfg->hostname);
+    snprintf(o->system_from, sizeof o->system_from, "no-reply@%s", cfg->hostname);
     snprintf(o->bounce_domain, sizeof o->bounce_domain, "%s",
              cfg->delivery_bounce_domain[0] ? cfg->delivery_bounce_domain : cfg->hostname);
     o->gc = gc;
@@ -96,6 +98,27 @@ void outbound_free(struct outbound *o)
     sodium_memzero(o->verp_key, sizeof o->verp_key);
     pthread_mutex_destroy(&o->mu);
     free(o);
+}
+
+const char *outbound_system_from(const struct outbound *o)
+{
+    return o->system_from;
+}
+
+int outbound_system_account(struct store *st, struct store_account *out)
+{
+    int rc = store_account_get_by_name(st, OUTBOUND_SYSTEM_ACCOUNT, out);
+    if (rc != STORE_NOTFOUND)
+        return rc == STORE_OK ? STORE_OK : STORE_ERROR;
+    struct store_account a = { .sandbox = false, .max_24h = 0, .max_rate = 0 };
+    snprintf(a.name, sizeof a.name, "%s", OUTBOUND_SYSTEM_ACCOUNT);
+    rc = store_account_insert(st, &a);
+    if (rc == STORE_EXISTS)   /* made meanwhile by another thread or process */
+        rc = store_account_get_by_name(st, OUTBOUND_SYSTEM_ACCOUNT, &a);
+    if (rc != STORE_OK)
+        return STORE_ERROR;
+    *out = a;
+    return STORE_OK;
 }
 
 const char *outbound_bounce_domain(const struct outbound *o)
@@ -354,6 +377,8 @@ static int apply_queue(struct store *st, void *arg)
         if (rc != STORE_OK)
             return rc;
         mid = w->m->id;
+        if (w->req->system)
+            return STORE_OK;   /* the service's own mail: no events */
         struct event_mail em;
         mail_object(w, mid, &em);
         json_t *ev = event_create("Send", &em);
@@ -388,6 +413,111 @@ static void refuse(struct outbound_result *res, enum outbound_refusal r, const c
     va_end(ap);
 }
 
+static int active_key_cb(const struct store_dkim_key *k, void *arg)
+{
+    if (k->status == STORE_KEY_ACTIVE)
+        *(bool *)arg = true;
+    return k->status == STORE_KEY_ACTIVE;
+}
+
+/* Who may send what: every From address and the envelope sender are
+ * verified identities of the account; a verified From domain has a DKIM
+ * key receivers can find; a broken custom MAIL FROM domain set to refuse
+ * mail refuses it; the sandbox sends to verified addresses only. false
+ * with res filled when refused. */
+static bool identity_policy(struct store *st, const struct outbound_request *req,
+                            const struct header_facts *h, const char *envelope,
+                            const struct store_domain *dom, struct outbound_result *res)
+{
+    const struct store_account *acct = req->account;
+    bool ok = false;
+    for (size_t i = 0; i < h->from.count; i++) {
+        char addr[SMTP_MAX_LOCALPART_LEN * 4 + SMTP_MAX_DOMAIN_LEN + 2];
+        snprintf(addr, sizeof addr, "%s@%s", h->from.box[i].local, h->from.box[i].domain);
+        if (account_may_send_as(st, acct->id, addr, &ok) != STORE_OK) {
+            refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
+            return false;
+        }
+        if (!ok) {
+            refuse(res, OUTBOUND_IDENTITY, "From address %s is not a verified identity of "
+                   "account %s", addr, acct->name);
+            return false;
+        }
+    }
+    if (account_may_send_as(st, acct->id, envelope, &ok) != STORE_OK) {
+        refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
+        return false;
+    }
+    if (!ok) {
+        refuse(res, OUTBOUND_IDENTITY, "sender %s is not a verified identity of account %s",
+               envelope, acct->name);
+        return false;
+    }
+    if (dom && dom->status == STORE_ID_VERIFIED) {
+        bool active = false;
+        if (store_dkim_key_list(st, dom->id, active_key_cb, &active) != STORE_OK) {
+            refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
+            return false;
+        }
+        if (!active) {
+            refuse(res, OUTBOUND_IDENTITY, "%s has no DKIM key visible in DNS yet: publish its "
+                   "_domainkey records and verify the domain again", dom->domain);
+            return false;
+        }
+        if (dom->mail_from_domain[0] && dom->mail_from_status != STORE_ID_VERIFIED &&
+            dom->mail_from_behavior == STORE_MF_REJECT) {
+            refuse(res, OUTBOUND_IDENTITY, "the MAIL FROM domain %s of %s is %s in DNS and %s "
+                   "is set to refuse mail then (behavior_on_mx_failure reject): publish its MX "
+                   "and SPF records and verify", dom->mail_from_domain, dom->domain,
+                   dom->mail_from_status == STORE_ID_FAILED ? "failing" : "not verified yet",
+                   dom->domain);
+            return false;
+        }
+    }
+    if (acct->sandbox)
+        for (size_t i = 0; i < req->nrcpt; i++) {
+            if (account_may_send_as(st, acct->id, req->rcpts[i], &ok) != STORE_OK) {
+                refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
+                return false;
+            }
+            if (!ok) {
+                refuse(res, OUTBOUND_SANDBOX, "account %s is in the sandbox: %s is not one of "
+                       "its verified identities", acct->name, req->rcpts[i]);
+                return false;
+            }
+        }
+    return true;
+}
+
+/* The quota over a rolling 24 h, then the rate. */
+static bool volume_policy(struct outbound *o, struct store *st, const struct outbound_request *req,
+                          time_t now, struct outbound_result *res)
+{
+    const struct store_account *acct = req->account;
+    int64_t sent = 0;
+    if (store_outbound_count_since(st, acct->id, (int64_t)now - 86400, &sent) != STORE_OK) {
+        refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
+        return false;
+    }
+    if (acct->max_24h && sent >= (int64_t)acct->max_24h) {
+        int64_t oldest = 0;
+        res->retry_at = store_outbound_oldest_since(st, acct->id, (int64_t)now - 86400,
+                                                    &oldest) == STORE_OK
+                            ? oldest + 86400 : (int64_t)now + 3600;
+        refuse(res, OUTBOUND_QUOTA, "account %s has sent its %u messages of the last 24 hours",
+               acct->name, acct->max_24h);
+        return false;
+    }
+    double wait = rate_take(o, acct);
+    if (wait > 0) {
+        res->retry_at = (int64_t)now + (int64_t)(wait + 0.999);
+        refuse(res, OUTBOUND_RATE, "account %s sends at most %u messages per second",
+               acct->name, acct->max_rate ? acct->max_rate : 1);
+        return false;
+    }
+    return true;
+}
+
 void outbound_accept(struct outbound *o, struct store *st, const struct outbound_request *req,
                      struct outbound_result *res)
 {
@@ -415,66 +545,17 @@ void outbound_accept(struct outbound *o, struct store *st, const struct outbound
     /* identities: every From address, and the envelope sender */
     char from_addr[SMTP_MAX_LOCALPART_LEN * 4 + SMTP_MAX_DOMAIN_LEN + 2];
     snprintf(from_addr, sizeof from_addr, "%s@%s", h->from.box[0].local, h->from.box[0].domain);
-    for (size_t i = 0; i < h->from.count; i++) {
-        char addr[SMTP_MAX_LOCALPART_LEN * 4 + SMTP_MAX_DOMAIN_LEN + 2];
-        snprintf(addr, sizeof addr, "%s@%s", h->from.box[i].local, h->from.box[i].domain);
-        bool ok = false;
-        if (account_may_send_as(st, acct->id, addr, &ok) != STORE_OK) {
-            refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
-            goto out;
-        }
-        if (!ok) {
-            refuse(res, OUTBOUND_IDENTITY, "From address %s is not a verified identity of "
-                   "account %s", addr, acct->name);
-            goto out;
-        }
-    }
     const char *envelope = req->mail_from && req->mail_from[0] ? req->mail_from : from_addr;
-    bool ok = false;
-    if (account_may_send_as(st, acct->id, envelope, &ok) != STORE_OK) {
+    struct store_domain dom;
+    int drc = store_domain_get(st, acct->id, h->from.box[0].domain, &dom);
+    if (drc == STORE_ERROR) {
         refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
         goto out;
     }
-    if (!ok) {
-        refuse(res, OUTBOUND_IDENTITY, "sender %s is not a verified identity of account %s",
-               envelope, acct->name);
+    if (!req->system && (!identity_policy(st, req, h, envelope, drc == STORE_OK ? &dom : NULL,
+                                          res) ||
+                         !volume_policy(o, st, req, now, res)))
         goto out;
-    }
-    /* sandbox: verified recipients only */
-    if (acct->sandbox)
-        for (size_t i = 0; i < req->nrcpt; i++) {
-            if (account_may_send_as(st, acct->id, req->rcpts[i], &ok) != STORE_OK) {
-                refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
-                goto out;
-            }
-            if (!ok) {
-                refuse(res, OUTBOUND_SANDBOX, "account %s is in the sandbox: %s is not one of "
-                       "its verified identities", acct->name, req->rcpts[i]);
-                goto out;
-            }
-        }
-    /* quota over a rolling 24 h, then the rate */
-    int64_t sent = 0;
-    if (store_outbound_count_since(st, acct->id, (int64_t)now - 86400, &sent) != STORE_OK) {
-        refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
-        goto out;
-    }
-    if (acct->max_24h && sent >= (int64_t)acct->max_24h) {
-        int64_t oldest = 0;
-        res->retry_at = store_outbound_oldest_since(st, acct->id, (int64_t)now - 86400,
-                                                    &oldest) == STORE_OK
-                            ? oldest + 86400 : (int64_t)now + 3600;
-        refuse(res, OUTBOUND_QUOTA, "account %s has sent its %u messages of the last 24 hours",
-               acct->name, acct->max_24h);
-        goto out;
-    }
-    double wait = rate_take(o, acct);
-    if (wait > 0) {
-        res->retry_at = (int64_t)now + (int64_t)(wait + 0.999);
-        refuse(res, OUTBOUND_RATE, "account %s sends at most %u messages per second",
-               acct->name, acct->max_rate ? acct->max_rate : 1);
-        goto out;
-    }
     /* the suppression list */
     size_t nqueued = 0;
     for (size_t i = 0; i < req->nrcpt; i++) {
@@ -516,8 +597,6 @@ void outbound_accept(struct outbound *o, struct store *st, const struct outbound
         refuse(res, OUTBOUND_BAD_MESSAGE, "the message is too large");
         goto out;
     }
-    struct store_domain dom;
-    int drc = store_domain_get(st, acct->id, h->from.box[0].domain, &dom);
     struct sign_ctx sc = { o, h->from.box[0].domain, body.data, body.len, now, &signed_msg, 0, false };
     if (drc == STORE_OK && dom.status == STORE_ID_VERIFIED &&
         store_dkim_key_list(st, dom.id, sign_key_cb, &sc) != STORE_OK)

@@ -30,7 +30,11 @@ struct outbound_request {
     size_t nrcpt;
     const char *msg;             /* complete message, CRLF */
     size_t len;
-    const char *source;          /* "api" | "smtp" */
+    const char *source;          /* "api" | "smtp" | "system" */
+    /* A message the service itself sends (sender confirmations, DMARC
+     * reports), under outbound_system_account: no identity, sandbox,
+     * quota or rate checks, and no Send/Reject events. */
+    bool system;
 };
 
 enum outbound_refusal {
@@ -65,6 +69,13 @@ bool outbound_verp_parse(struct outbound *o, const char *local_part, int64_t *rc
 /* The service's own bounce domain ([delivery] bounce_domain, else the
  * hostname), used when the From domain has no custom MAIL FROM domain. */
 const char *outbound_bounce_domain(const struct outbound *o);
+/* The service's own account, "_sesame" (created on first use: production,
+ * no quota), under which its own mail is queued; a leading '_' is refused
+ * for user accounts. Returns STORE_OK or STORE_ERROR. */
+#define OUTBOUND_SYSTEM_ACCOUNT "_sesame"
+int outbound_system_account(struct store *st, struct store_account *out);
+/* The From address of the service's own mail: no-reply@HOSTNAME. */
+const char *outbound_system_from(const struct outbound *o);
 /* Called after every message queued (delivery_kick). */
 void outbound_set_notify(struct outbound *o, void (*fn)(void *arg), void *arg);
 

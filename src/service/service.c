@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "service/events.h"
+#include "service/identities.h"
 #include "service/service_internal.h"
 #include "service/tls.h"
 #include "util/log.h"
@@ -249,10 +250,14 @@ struct service *service_new(const struct sesame_config *cfg, const char *config_
     if (!svc->delivery)
         goto fail;
     outbound_set_notify(svc->outbound, (void (*)(void *))delivery_kick, svc->delivery);
+    svc->checker = identity_checker_start(cfg, svc->dns, err, errlen);
+    if (!svc->checker)
+        goto fail;
     if (cfg->http.text[0]) {
         struct api_context proto = { .st = NULL, .dns = svc->dns, .creds = svc->creds,
                                      .authfail = svc->authfail, .metrics = svc->metrics,
-                                     .cfg = &svc->http_cfg, .outbound = svc->outbound };
+                                     .cfg = &svc->http_cfg, .outbound = svc->outbound,
+                                     .checker = svc->checker };
         svc->http = http_server_start(&cfg->http, &proto, err, errlen);
         if (!svc->http)
             goto fail;
@@ -297,6 +302,7 @@ void service_free(struct service *svc)
     /* the workers first: a job still queued may notify the delivery */
     workq_free(svc->workq);
     svc->workq = NULL;
+    identity_checker_stop(svc->checker);
     delivery_stop(svc->delivery);
     outbound_free(svc->outbound);
     group_commit_free(svc->gc);
