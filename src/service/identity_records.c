@@ -534,8 +534,10 @@ static int rec_verification(struct ctx *c)
             struct sv v = sv_trim(sv_make(t.v[i].s, t.v[i].len));
             if (v.len == want.len && memcmp(v.p, want.p, want.len) == 0)
                 r->state = IDREC_OK;
-            else if (!other)
-                other = &t.v[i];
+            else if (!other || (v.len >= sizeof IDENTITY_VERIFY_PREFIX - 1 &&
+                                strncasecmp(v.p, IDENTITY_VERIFY_PREFIX,
+                                            sizeof IDENTITY_VERIFY_PREFIX - 1) == 0))
+                other = &t.v[i];   /* show a token-like record first: the likely typo */
         }
         if (r->state == IDREC_WRONG) {
             struct sv v = sv_trim(sv_make(other->s, other->len));
@@ -632,7 +634,11 @@ static int rec_dkim(struct ctx *c, const struct idrec_key *k)
     const char *record = k->record ? k->record : "";
     if (k->status == STORE_KEY_RETIRED)
         return rec_dkim_retired(c, k, record);
-    struct idrec *r = add(c, IDREC_DKIM, "TXT", k->status == STORE_KEY_ACTIVE);
+    /* active keys sign; pending ones must appear before they can (the
+     * domain cannot send until one does, a rotation cannot finish); a key
+     * in its grace period is only kept for mail already signed */
+    struct idrec *r = add(c, IDREC_DKIM, "TXT", k->status == STORE_KEY_ACTIVE ||
+                                                 k->status == STORE_KEY_PENDING);
     if (!r)
         return -1;
     snprintf(r->selector, sizeof r->selector, "%s", k->selector ? k->selector : "");

@@ -51,7 +51,7 @@ struct idrec {
     char value[IDREC_VALUE_MAX];       /* TXT: the whole text (unsplit); MX: "10 host" */
     char selector[64];                 /* DKIM only */
     enum idrec_state state;
-    bool required;                     /* verification, dkim (active keys), mail_from_*: needed;
+    bool required;                     /* verification, dkim (active, pending), mail_from_*: needed;
                                         * spf, dmarc, inbound_mx, pending/grace/retired keys: advised */
     char reason[IDREC_REASON_MAX];     /* why the state is what it is / advice, for a person; "" when nothing to say */
 };

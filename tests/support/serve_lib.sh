@@ -88,6 +88,8 @@ import json, sys
 path, name, typ, *values = sys.argv[1:]
 z = json.load(open(path))
 for v in values:
+    if typ == "TXT" and len(v) > 255:   # a long TXT value: 255-octet strings
+        v = [v[i:i + 255] for i in range(0, len(v), 255)]
     z.setdefault(name, []).append({"type": typ, "value": v})
 json.dump(z, open(path, "w"))
 PY
@@ -95,16 +97,28 @@ PY
   sleep 0.2
 }
 
-# verify_domain ACCOUNT DOMAIN: add it, publish its TXT, verify it
+# verify_domain ACCOUNT DOMAIN: add it, publish its verification TXT and
+# its DKIM keys, verify it (the keys become active: it can send)
 verify_domain() {
-  local out token
+  local out token rec
   out=$("$SESAME_BIN" domain add "$2" --account "$1" --json --config "$CONF") \
     || { echo "domain add $2 failed" >&2; exit 1; }
   token=$(json_get "$out" '[r["value"] for r in j["records"] if r["purpose"]=="verification"][0]')
   zone_add "_sesame.$2" TXT "$token"
+  publish_dkim "$out"
   out=$("$SESAME_BIN" domain verify "$2" --account "$1" --json --config "$CONF")
   [ "$(json_get "$out" 'j["status"]')" = verified ] \
     || { echo "domain verify $2 failed: $out" >&2; exit 1; }
+  [ "$(json_get "$out" '",".join(k["status"] for k in j["dkim"])')" = active,active ] \
+    || { echo "domain verify $2: keys not active: $out" >&2; exit 1; }
+}
+
+# publish_dkim DOMAIN_JSON: publishes the pending DKIM records it lists
+publish_dkim() {
+  local name value
+  while IFS=$'\t' read -r name value; do
+    [ -n "$name" ] && zone_add "$name" TXT "$value"
+  done < <(json_get "$1" '"\n".join(r["name"] + "\t" + r["value"] for r in j["records"] if r["purpose"]=="dkim" and r["status"] in ("unchecked","missing"))')
 }
 
 # api METHOD PATH KEY [BODY]: prints "STATUS BODY"
