@@ -883,7 +883,8 @@ static bool conn_start_one(struct oconn *c)
     struct store_domain sd;
     const char *mf_domain = NULL;
     if (at && store_domain_get(dl->st, u->d.account_id, at + 1, &sd) == STORE_OK &&
-        sd.status == STORE_ID_VERIFIED && sd.mail_from_domain[0])
+        sd.status == STORE_ID_VERIFIED && sd.mail_from_domain[0] &&
+        sd.mail_from_status == STORE_ID_VERIFIED)   /* its MX and SPF are seen in DNS */
         mf_domain = sd.mail_from_domain;
     if (outbound_verp_address(dl->ob, u->d.rcpt_id, mf_domain, verp, sizeof verp) != 0) {
         free(raw);
