@@ -144,11 +144,6 @@ PY
   exit 1
 }
 
-expect_eq() {
-  E2E_CHECKS=$((E2E_CHECKS + 1))
-  [ "$1" = "$2" ] || fail "got '$1', want '$2'"
-}
-
 key_states() {
   printf '%s' "$1" | /usr/bin/python3 -c '
 import json, sys

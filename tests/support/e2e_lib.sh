@@ -12,6 +12,11 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; E2E_FAILS=$((E2E_FAILS + 1)); }
+# expect_eq GOT WANT
+expect_eq() {
+  E2E_CHECKS=$((E2E_CHECKS + 1))
+  [ "$1" = "$2" ] || fail "got '$1', want '$2'"
+}
 
 # start_testdns ZONE.json: sets DNS_ADDR to 127.0.0.1:PORT
 start_testdns() {
