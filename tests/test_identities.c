@@ -160,12 +160,12 @@ static void value_of(const struct store_domain *d, char *out, size_t outlen)
 
 static int64_t now_s(void) { return (int64_t)time(NULL); }
 
-struct keys { struct store_dkim_key v[IDENTITY_MAX_KEYS]; size_t n; };
+struct keys { struct store_dkim_key v[64]; size_t n; };
 
 static int keys_cb(const struct store_dkim_key *k, void *arg)
 {
     struct keys *l = arg;
-    if (l->n < IDENTITY_MAX_KEYS)
+    if (l->n < sizeof l->v / sizeof l->v[0])
         l->v[l->n++] = *k;
     return 0;
 }
@@ -590,6 +590,71 @@ static void dkim_active_only_when_visible(void **state)
     /* nothing pending any more: the daily re-check */
     assert_int_equal(d.next_check_at, t0 + 180 + f->env.recheck_interval);
     assert_int_equal(d.check_attempts, 0);
+
+    /* a signing key's record disappears: one event, published_at cleared */
+    struct events ev;
+    list_events(f, f->acct_a, &ev);
+    size_t before = ev.n;
+    reset_zone(f);
+    publish_token(f, &d);
+    publish_key(f, &d, &k.v[1]);
+    check_at(f, &d, t0 + 86400, false, &res);
+    list_keys(f, &d, &k);
+    assert_int_equal(k.v[0].published_at, 0);
+    assert_int_equal(k.v[0].status, STORE_KEY_ACTIVE);   /* nothing else could sign */
+    list_events(f, f->acct_a, &ev);
+    assert_int_equal(ev.n, before + 1);
+    assert_non_null(strstr(ev.text[ev.n - 1], "\"type\":\"dkim\""));
+    assert_non_null(strstr(ev.text[ev.n - 1], "\"status\":\"records_missing\""));
+    check_at(f, &d, t0 + 2 * 86400, false, &res);
+    list_events(f, f->acct_a, &ev);
+    assert_int_equal(ev.n, before + 1);                  /* reported once */
+    publish_key(f, &d, &k.v[0]);
+    check_at(f, &d, t0 + 3 * 86400, false, &res);
+    list_keys(f, &d, &k);
+    assert_int_equal(k.v[0].published_at, t0 + 3 * 86400);
+}
+
+/* Rotations go on for ever: keys retired long ago do not count. */
+static void many_rotations(void **state)
+{
+    struct fixture *f = *state;
+    struct store_domain d;
+    struct identity_check res;
+    struct keys k;
+    char err[512];
+    add_ok(f, f->acct_a, "many.example.test", &d);
+    publish_token(f, &d);
+    list_keys(f, &d, &k);
+    publish_key(f, &d, &k.v[0]);
+    publish_key(f, &d, &k.v[1]);
+    int64_t t = now_s();
+    check_at(f, &d, t, true, &res);
+    for (int i = 0; i < 9; i++) {
+        t += 40 * 86400;   /* a rotation every 40 days */
+        if (identity_domain_rotate(f->st, &f->env, &d, t, err, sizeof err) != STORE_OK)
+            fail_msg("rotation %d: %s", i + 1, err);
+        list_keys(f, &d, &k);
+        publish_key(f, &d, &k.v[k.n - 2]);
+        publish_key(f, &d, &k.v[k.n - 1]);
+        check_at(f, &d, t + 60, false, &res);
+        list_keys(f, &d, &k);
+        assert_int_equal(k.v[k.n - 1].status, STORE_KEY_ACTIVE);
+        assert_int_equal(k.v[k.n - 2].status, STORE_KEY_ACTIVE);
+    }
+    /* many at once within a month: refused with a reason, not for ever */
+    for (int i = 0; i < 8; i++) {
+        t += 60;
+        int rc = identity_domain_rotate(f->st, &f->env, &d, t, err, sizeof err);
+        if (rc == STORE_EXISTS && strstr(err, "retired less than"))
+            return;
+        assert_int_equal(rc, STORE_OK);
+        list_keys(f, &d, &k);
+        publish_key(f, &d, &k.v[k.n - 2]);
+        publish_key(f, &d, &k.v[k.n - 1]);
+        check_at(f, &d, t + 1, false, &res);
+    }
+    fail_msg("no cap on keys in use");
 }
 
 static void rotation_switches_after_publication(void **state)
@@ -891,6 +956,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(two_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(dkim_active_only_when_visible, setup, teardown),
         cmocka_unit_test_setup_teardown(rotation_switches_after_publication, setup, teardown),
+        cmocka_unit_test_setup_teardown(many_rotations, setup, teardown),
         cmocka_unit_test_setup_teardown(records_missing_then_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(schedule_and_window, setup, teardown),
         cmocka_unit_test_setup_teardown(mail_from_domain, setup, teardown),

@@ -350,7 +350,8 @@ static int make_key(struct store *st, const struct identity_env *env, const stru
 }
 
 struct key_scan {
-    size_t n, pending;
+    int64_t now;
+    size_t n, shown, pending;
     bool rsa_in_use, ed_in_use;  /* an active or pending key of that algorithm */
     char pending_names[160];
 };
@@ -359,6 +360,8 @@ static int scan_cb(const struct store_dkim_key *k, void *arg)
 {
     struct key_scan *s = arg;
     s->n++;
+    if (k->status != STORE_KEY_RETIRED || k->retired_at >= s->now - IDENTITY_RETIRED_SHOWN_S)
+        s->shown++;   /* what identity_load_keys lists (at most IDENTITY_MAX_KEYS) */
     if (k->status != STORE_KEY_ACTIVE && k->status != STORE_KEY_PENDING)
         return 0;
     bool ed = strcmp(k->algorithm, dkim_algorithm_name(DKIM_ALG_ED25519_SHA256)) == 0;
@@ -378,7 +381,7 @@ static int scan_cb(const struct store_dkim_key *k, void *arg)
 int identity_domain_keys(struct store *st, const struct identity_env *env,
                          const struct store_domain *d, char *err, size_t errlen)
 {
-    struct key_scan scan = { 0 };
+    struct key_scan scan = { .now = (int64_t)time(NULL) };
     if (store_dkim_key_list(st, d->id, scan_cb, &scan) != STORE_OK) {
         snprintf(err, errlen, "cannot read the store");
         return STORE_ERROR;
@@ -395,7 +398,7 @@ int identity_domain_keys(struct store *st, const struct identity_env *env,
 int identity_domain_rotate(struct store *st, const struct identity_env *env,
                            struct store_domain *d, int64_t now, char *err, size_t errlen)
 {
-    struct key_scan scan = { 0 };
+    struct key_scan scan = { .now = now };
     if (store_dkim_key_list(st, d->id, scan_cb, &scan) != STORE_OK) {
         snprintf(err, errlen, "cannot read the store");
         return STORE_ERROR;
@@ -405,9 +408,10 @@ int identity_domain_rotate(struct store *st, const struct identity_env *env,
                  "it and verify the domain, or wait for the background check", scan.pending_names);
         return STORE_EXISTS;
     }
-    if (scan.n >= IDENTITY_MAX_KEYS - 1) {
-        snprintf(err, errlen, "%s has %zu keys: wait until rotated-out keys are retired",
-                 d->domain, scan.n);
+    if (scan.shown + 2 > IDENTITY_MAX_KEYS) {
+        snprintf(err, errlen, "%s has %zu keys in use or retired less than %d days ago: rotate "
+                 "again once older ones have been retired that long", d->domain, scan.shown,
+                 IDENTITY_RETIRED_SHOWN_S / 86400);
         return STORE_EXISTS;
     }
     bool rsa = scan.rsa_in_use || !scan.ed_in_use;   /* none in use: both */

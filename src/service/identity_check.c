@@ -53,13 +53,31 @@ static int64_t poll_delay(const struct identity_env *env, int attempts)
     return delay < IDENTITY_POLL_MAX_S ? delay : IDENTITY_POLL_MAX_S;
 }
 
-/* What the key rows become after the DKIM records were looked up. */
+/* What the key rows become after the DKIM records were looked up. A
+ * signing key whose record went away loses its published_at (the
+ * transition is reported once: *vanished names it). */
 static void apply_keys(const struct identity_env *env, struct key_json *kj,
-                       const struct idrec_list *recs, int64_t now, bool *changed)
+                       const struct idrec_list *recs, int64_t now, bool *changed,
+                       char *vanished, size_t vanishedlen)
 {
     for (size_t i = 0; i < recs->n; i++) {
         const struct idrec *r = &recs->v[i];
-        if (r->purpose != IDREC_DKIM || r->state != IDREC_OK)
+        if (r->purpose != IDREC_DKIM)
+            continue;
+        if (r->state == IDREC_MISSING || r->state == IDREC_WRONG) {
+            for (size_t k = 0; k < kj->n; k++) {
+                struct store_dkim_key *key = &kj->rows[k];
+                if (strcmp(key->selector, r->selector) == 0 && key->status == STORE_KEY_ACTIVE &&
+                    key->published_at) {
+                    key->published_at = 0;
+                    changed[k] = true;
+                    if (!vanished[0])
+                        snprintf(vanished, vanishedlen, "%s", r->reason);
+                }
+            }
+            continue;
+        }
+        if (r->state != IDREC_OK)
             continue;
         for (size_t k = 0; k < kj->n; k++) {
             struct store_dkim_key *key = &kj->rows[k];
@@ -236,7 +254,8 @@ int identity_domain_check(struct store *st, struct dns_resolver *dns,
 
     /* DKIM keys */
     bool changed[IDENTITY_MAX_KEYS] = { false };
-    apply_keys(env, &kj, &recs, now, changed);
+    char vanished[IDREC_REASON_MAX] = "";
+    apply_keys(env, &kj, &recs, now, changed, vanished, sizeof vanished);
 
     /* the custom MAIL FROM domain */
     int mf_previous = d->mail_from_status;
@@ -296,6 +315,8 @@ int identity_domain_check(struct store *st, struct dns_resolver *dns,
     if (rc == STORE_OK && flagged_now && d->status == STORE_ID_VERIFIED)
         rc = identity_event(st, d, "domain", d->domain, "records_missing", "verified",
                             out->reason);
+    if (rc == STORE_OK && vanished[0])
+        rc = identity_event(st, d, "dkim", d->domain, "records_missing", "verified", vanished);
     if (rc == STORE_OK && d->mail_from_domain[0] && d->mail_from_status != mf_previous)
         rc = identity_event(st, d, "mail_from", d->mail_from_domain,
                             identity_status_name(d->mail_from_status),
