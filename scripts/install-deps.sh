@@ -25,7 +25,8 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
   zlib1g-dev libexpat1-dev)
 # Tests: cmocka, the RFC 7208 suite (python3-spf ships it), interop peers.
 TEST_PKGS=(libcmocka-dev python3 python3-yaml python3-spf python3-dkim
-  python3-dnspython swaks libmail-dkim-perl libnet-dns-perl)
+  python3-dnspython swaks libmail-dkim-perl libnet-dns-perl
+  libxml2-utils)   # xmllint: DMARC reports checked against the RFC 7489 schema
 # Benchmarks: peers measured in the same run.
 BENCH_PKGS=(libspf2-dev libopendkim-dev)
 # The MTA peer of bench/bench_mta.sh (--bench only).

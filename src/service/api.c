@@ -64,6 +64,8 @@ static const struct route routes[] = {
     { "GET", "/v1/senders/{}", api_senders_get, ROUTE_AUTH, 0 },
     { "DELETE", "/v1/senders/{}", api_senders_delete, ROUTE_AUTH, 0 },
     { "GET", "/v1/confirm", api_senders_confirm, 0, 0 },
+    { "GET", "/v1/dmarc/reports", api_dmarc_reports_list, ROUTE_AUTH, 0 },
+    { "GET", "/v1/dmarc/reports/{}", api_dmarc_reports_get, ROUTE_AUTH, 0 },
     { "GET", "/v1/inbound", api_inbound_list, ROUTE_AUTH, 0 },
     { "GET", "/v1/inbound/{}", api_inbound_get, ROUTE_AUTH, 0 },
     { "GET", "/v1/inbound/{}/raw", api_inbound_raw, ROUTE_AUTH, 0 },

@@ -75,6 +75,9 @@ void api_senders_create(struct api_call *c);
 void api_senders_get(struct api_call *c);
 void api_senders_delete(struct api_call *c);
 void api_senders_confirm(struct api_call *c);
+/* api_dmarc.c: DMARC aggregate reports received for the caller's domains */
+void api_dmarc_reports_list(struct api_call *c);
+void api_dmarc_reports_get(struct api_call *c);
 void api_inbound_list(struct api_call *c);
 void api_inbound_get(struct api_call *c);
 void api_inbound_raw(struct api_call *c);

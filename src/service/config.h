@@ -56,6 +56,9 @@ struct sesame_config {
     unsigned identities_missing_grace;   /* records gone this long: the domain fails (72 h) */
     unsigned identities_dkim_grace;      /* a rotated-out key stays published (7 days) */
     unsigned identities_confirm_ttl;     /* a sender confirmation link is valid (24 h) */
+    /* [dmarc] */
+    char dmarc_reports[8];               /* "yes": send aggregate reports as a receiver */
+    unsigned dmarc_report_interval;      /* seconds; reports cover UTC-aligned intervals (1 day) */
     /* [limits] */
     uint64_t max_message_size;   /* SMTP_DEFAULT_MAX_MESSAGE_SIZE */
     unsigned max_recipients;

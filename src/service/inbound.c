@@ -15,6 +15,8 @@
 
 #include "auth/auth_check.h"
 #include "mail/mail_header.h"
+#include "service/dmarc_reporting.h"
+#include "service/identities.h"
 #include "service/inbound_msg.h"
 #include "service/rules.h"
 #include "service/service_internal.h"
@@ -120,6 +122,11 @@ static bool mx_check_rcpt(void *arg, const struct smtp_envelope *env, const char
         domain[dl - 1] = '\0';
     struct store_domain d;
     int rc = store_domain_find_verified(svc->st, domain, &d);
+    /* DMARC reports to dmarc-reports@ a custom MAIL FROM domain (the rua
+     * the identities suggest) belong to that domain's account */
+    if (rc == STORE_NOTFOUND && local_len == sizeof IDENTITY_REPORT_LOCALPART - 1 &&
+        strncasecmp(rcpt, IDENTITY_REPORT_LOCALPART, local_len) == 0)
+        rc = store_domain_find_by_mail_from(svc->st, domain, &d);
     if (rc == STORE_NOTFOUND) {
         metric_inc(svc->m.msg_rejected_relay);
         log_msg(LOG_INFO, "mx", "event=rcpt_refused conn=%llu ip=%s reason=relay domain=%s",
@@ -246,12 +253,36 @@ struct inbound_write {
     const char *raw;
     size_t len;
     int64_t *id;
+    const struct store_dmarc_eval *eval;   /* for the aggregate report, or NULL */
 };
 
 static int apply_inbound(struct store *st, void *arg)
 {
     struct inbound_write *w = arg;
-    return store_inbound_insert(st, w->meta, w->raw, w->len, w->id);
+    if (w->eval && store_dmarc_eval_insert(st, w->eval) != STORE_OK)
+        return STORE_ERROR;
+    return w->meta ? store_inbound_insert(st, w->meta, w->raw, w->len, w->id) : STORE_OK;
+}
+
+/* The DMARC evaluation of a message that is not stored (refused or
+ * dropped): it counts in the aggregate report all the same. */
+static void record_eval_alone(struct service *svc, struct store *st,
+                              const struct store_dmarc_eval *e)
+{
+    struct inbound_write iw = { .eval = e };
+    struct gc_write w = { .apply = apply_inbound, .arg = &iw };
+    if (group_commit_write(svc->gc, st, &w) != STORE_OK)
+        log_msg(LOG_WARN, "mx", "event=dmarc_eval_not_recorded domain=%s", e->policy_domain);
+}
+
+/* Is this a report address: dmarc-reports@ (the identities' rua)? */
+static bool report_rcpt(const struct inbound_job *j)
+{
+    for (size_t i = 0; i < j->nrcpt; i++)
+        if (strncasecmp(j->rcpts[i], IDENTITY_REPORT_LOCALPART "@",
+                        sizeof IDENTITY_REPORT_LOCALPART) == 0)
+            return true;
+    return false;
 }
 
 static void inbound_run(struct workq_job *job, struct store *st)
@@ -284,9 +315,15 @@ static void inbound_run(struct workq_job *job, struct store *st)
     buf_init(&folded, 64 * 1024);
     buf_init(&rewritten, svc->cfg.max_message_size + 256 * 1024);
     buf_init(&edited, svc->cfg.max_message_size + 512 * 1024);
+    struct store_dmarc_eval eval;
+    int have_eval = 0;
+    bool eval_written = false;
     if (!ro || store_account_get(st, j->account_id, &acct) != STORE_OK ||
         load_rules(st, j->account_id, &rules) != STORE_OK)
         goto out;
+    if (svc->cfg.dmarc_reports[0] == 'y')
+        have_eval = dmarc_eval_from_verdict(&v, j->ip, j->mail_from, acct.dmarc_report_only,
+                                            (int64_t)time(NULL), &eval);
 
     /* DMARC: p=reject → refuse; p=quarantine → store flagged, unless the
      * account asked to only report */
@@ -367,14 +404,25 @@ static void inbound_run(struct workq_job *job, struct store *st)
                                 meta.subject, sizeof meta.subject, meta.from,
                                 sizeof meta.from) != 0)
             meta.message_id[0] = meta.subject[0] = meta.from[0] = '\0';
-        struct inbound_write iw = { &meta, final_msg, final_len, &j->stored_id };
+        struct inbound_write iw = { &meta, final_msg, final_len, &j->stored_id,
+                                    have_eval == 1 ? &eval : NULL };
         struct gc_write w = { .apply = apply_inbound, .arg = &iw };
         int rc = meta.rcpt_json ? group_commit_write(svc->gc, st, &w) : STORE_ERROR;
         free(meta.rcpt_json);
         if (rc != STORE_OK)
             goto out;
+        eval_written = true;
         j->outcome = quarantine ? "quarantined" : "stored";
         smtp_reply_set(&j->reply, 250, "2.0.0", "Ok: queued as %s", j->queue_id);
+        /* a DMARC aggregate report for one of the account's domains */
+        if (report_rcpt(j)) {
+            char why[256] = "";
+            int kept = dmarc_ingest_message(st, j->account_id, final_msg, final_len, why,
+                                            sizeof why);
+            if (kept <= 0)
+                log_msg(LOG_INFO, "mx", "event=dmarc_report_unreadable id=%s reason=\"%s\"",
+                        j->queue_id, kept < 0 ? "store failed" : why);
+        }
     }
 
     if (ro->nwebhooks) {
@@ -390,6 +438,11 @@ static void inbound_run(struct workq_job *job, struct store *st)
     }
 
 out:
+    if (have_eval == 1) {
+        if (!eval_written && strcmp(j->outcome, "tempfail") != 0)
+            record_eval_alone(svc, st, &eval);   /* refused or dropped: reported too */
+        dmarc_eval_release(&eval);
+    }
     buf_free(&folded);
     buf_free(&rewritten);
     buf_free(&edited);

@@ -377,6 +377,8 @@ static int apply_queue(struct store *st, void *arg)
         if (rc != STORE_OK)
             return rc;
         mid = w->m->id;
+        if (w->req->within && w->req->within(st, mid, w->req->within_arg) != STORE_OK)
+            return STORE_ERROR;
         if (w->req->system)
             return STORE_OK;   /* the service's own mail: no events */
         struct event_mail em;

@@ -35,6 +35,11 @@ struct outbound_request {
      * reports), under outbound_system_account: no identity, sandbox,
      * quota or rate checks, and no Send/Reject events. */
     bool system;
+    /* Optional: runs in the queue insert's transaction once the message
+     * has its id; a non-zero return undoes the insert (the service's own
+     * records that must go with the message, e.g. a DMARC report row). */
+    int (*within)(struct store *st, int64_t message_id, void *arg);
+    void *within_arg;
 };
 
 enum outbound_refusal {

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "service/events.h"
+#include "service/dmarc_reporting.h"
 #include "service/identities.h"
 #include "service/service_internal.h"
 #include "service/tls.h"
@@ -253,6 +254,11 @@ struct service *service_new(const struct sesame_config *cfg, const char *config_
     svc->checker = identity_checker_start(cfg, svc->dns, err, errlen);
     if (!svc->checker)
         goto fail;
+    if (cfg->dmarc_reports[0] == 'y') {
+        svc->reporter = dmarc_reporter_start(&svc->cfg, svc->outbound, svc->dns, err, errlen);
+        if (!svc->reporter)
+            goto fail;
+    }
     if (cfg->http.text[0]) {
         struct api_context proto = { .st = NULL, .dns = svc->dns, .creds = svc->creds,
                                      .authfail = svc->authfail, .metrics = svc->metrics,
@@ -303,6 +309,7 @@ void service_free(struct service *svc)
     workq_free(svc->workq);
     svc->workq = NULL;
     identity_checker_stop(svc->checker);
+    dmarc_reporter_stop(svc->reporter);
     delivery_stop(svc->delivery);
     outbound_free(svc->outbound);
     group_commit_free(svc->gc);

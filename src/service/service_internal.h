@@ -72,6 +72,7 @@ struct service {
     struct outbound *outbound;           /* accepting mail to send (API, submission) */
     struct delivery *delivery;           /* the delivery thread */
     struct identity_checker *checker;    /* the identities' background DNS checks */
+    struct dmarc_reporter *reporter;     /* DMARC aggregate reports, as a receiver */
     struct evconnlistener *listeners[2];
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
     struct conn_list conns;

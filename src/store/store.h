@@ -122,6 +122,10 @@ int store_domain_find_verified(struct store *st, const char *domain, struct stor
 int store_domain_update(struct store *st, const struct store_domain *d);
 typedef int (*store_domain_cb)(const struct store_domain *d, void *arg); /* non-zero stops */
 int store_domain_list(struct store *st, int64_t account_id, store_domain_cb cb, void *arg);
+/* The verified domain whose custom MAIL FROM domain this is (its mail:
+ * bounces, and the DMARC reports sent to dmarc-reports@ it). */
+int store_domain_find_by_mail_from(struct store *st, const char *mail_from_domain,
+                                   struct store_domain *out);
 /* Deletes the account's domain id and its DKIM key rows (not the key files). */
 int store_domain_delete(struct store *st, int64_t account_id, int64_t id);
 /* Every domain whose next_check_at is set and due (<= now), soonest first,
@@ -350,5 +354,83 @@ int store_suppression_list(struct store *st, int64_t account_id, const char *aft
 
 /* ---- service secrets (the VERP token key): created once, random ---- */
 int store_secret_get(struct store *st, const char *name, unsigned char *out, size_t len);
+
+/* ==== DMARC aggregate reports (issue 8) ==== */
+
+/* One DMARC evaluation at the MX, for a policy that asks for reports. */
+struct store_dmarc_eval {
+    int64_t received_at;
+    char policy_domain[DNS_MAX_NAME_LEN + 1];
+    const char *policy;          /* policy_published, JSON */
+    const char *rua;             /* "mailto:a@b!10485760,mailto:..." */
+    char source_ip[STORE_IP_MAX];
+    char header_from[DNS_MAX_NAME_LEN + 1];
+    char envelope_from[DNS_MAX_NAME_LEN + 1];
+    int disposition;             /* enum dmarc_policy as applied: none/quarantine/reject */
+    bool dkim_pass, spf_pass;    /* aligned */
+    char reason_type[24];
+    char reason_comment[128];
+    const char *dkim;            /* JSON [[domain, selector, result], ...] */
+    char spf_domain[DNS_MAX_NAME_LEN + 1];
+    char spf_scope[8];
+    char spf_result[16];
+    uint64_t count;              /* aggregated rows: how many evaluations */
+};
+int store_dmarc_eval_insert(struct store *st, const struct store_dmarc_eval *e);
+/* The (policy domain, interval) pairs with evaluations not yet reported
+ * that were received before `before`, oldest first, at most limit:
+ * intervals are multiples of `interval` seconds since the epoch (bucket is
+ * the start), earliest the first pending evaluation in it. */
+int store_dmarc_eval_due(struct store *st, int64_t before, int64_t interval, int limit,
+                         int (*cb)(const char *policy_domain, int64_t bucket,
+                                   int64_t earliest, void *arg),
+                         void *arg);
+/* The distinct rows of [begin, end) for the policy domain, each with its
+ * count (the callback's strings live during the call), most frequent first. */
+int store_dmarc_eval_rows(struct store *st, const char *policy_domain, int64_t begin,
+                          int64_t end, int (*cb)(const struct store_dmarc_eval *e, void *arg),
+                          void *arg);
+/* The policy and rua of the latest evaluation in [begin, end) (malloc'd). */
+int store_dmarc_eval_policy(struct store *st, const char *policy_domain, int64_t begin,
+                            int64_t end, char **policy, char **rua);
+
+struct store_dmarc_report_out {
+    int64_t id;
+    char policy_domain[DNS_MAX_NAME_LEN + 1];
+    int64_t begin, end;
+    char report_id[96];
+    char rcpts[1024];            /* where it went, comma-separated ("" when skipped) */
+    int64_t message_id;          /* the outbound message; 0 when skipped */
+    char status[16];             /* "queued" | "skipped" */
+    char detail[256];            /* why skipped, or notes */
+    int64_t records, messages;
+    int64_t created_at;
+};
+/* Records a report and marks the evaluations of its interval as reported,
+ * in one step (a savepoint inside the caller's transaction): the same
+ * interval of a domain is never reported twice (STORE_EXISTS). Fills id. */
+int store_dmarc_report_out_record(struct store *st, struct store_dmarc_report_out *r);
+/* The reports sent for a policy domain ("" = all), oldest first. */
+int store_dmarc_report_out_list(struct store *st, const char *policy_domain,
+                                int (*cb)(const struct store_dmarc_report_out *r, void *arg),
+                                void *arg);
+
+/* A report received for one of an account's domains (JSON as parsed). */
+struct store_dmarc_report_in {
+    int64_t id, account_id;
+    char domain[DNS_MAX_NAME_LEN + 1];
+    char org_name[128];
+    char report_id[128];
+    int64_t begin, end, received_at;
+    const char *json;
+};
+/* STORE_EXISTS when this account already has the reporter's report id. */
+int store_dmarc_report_in_insert(struct store *st, struct store_dmarc_report_in *r);
+/* The account's reports ("" domain = all) that end at or after since,
+ * newest first, at most limit. */
+int store_dmarc_report_in_list(struct store *st, int64_t account_id, const char *domain,
+                               int64_t since, int limit,
+                               int (*cb)(const struct store_dmarc_report_in *r, void *arg),
+                               void *arg);
 
 #endif

@@ -209,6 +209,57 @@ static const char *const migrations[] = {
     "ALTER TABLE dkim_keys ADD COLUMN published_at INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE senders ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0;"
     "CREATE UNIQUE INDEX senders_one_verified ON senders(address) WHERE status = 1;",
+    /* 4: DMARC aggregate reports (issue 8). Every DMARC evaluation at the MX
+     * whose policy asks for reports, until a report covers it (report_id);
+     * the reports sent (one per policy domain and interval: never twice);
+     * the reports received for the accounts' domains. */
+    "CREATE TABLE dmarc_evaluations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  received_at INTEGER NOT NULL,"
+    "  policy_domain TEXT NOT NULL,"
+    "  policy TEXT NOT NULL,"          /* policy_published as JSON */
+    "  rua TEXT NOT NULL,"             /* the rua URIs, comma-separated, with !size */
+    "  source_ip TEXT NOT NULL,"
+    "  header_from TEXT NOT NULL,"
+    "  envelope_from TEXT NOT NULL,"
+    "  disposition INTEGER NOT NULL,"
+    "  dkim_pass INTEGER NOT NULL,"
+    "  spf_pass INTEGER NOT NULL,"
+    "  reason_type TEXT NOT NULL DEFAULT '',"
+    "  reason_comment TEXT NOT NULL DEFAULT '',"
+    "  dkim TEXT NOT NULL,"            /* JSON [[domain, selector, result], ...] */
+    "  spf_domain TEXT NOT NULL,"
+    "  spf_scope TEXT NOT NULL,"
+    "  spf_result TEXT NOT NULL,"
+    "  report_id INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX dmarc_evaluations_pending ON dmarc_evaluations(policy_domain, received_at)"
+    "  WHERE report_id = 0;"
+    "CREATE TABLE dmarc_reports_out ("
+    "  id INTEGER PRIMARY KEY,"
+    "  policy_domain TEXT NOT NULL,"
+    "  begin_at INTEGER NOT NULL,"
+    "  end_at INTEGER NOT NULL,"
+    "  report_id TEXT NOT NULL,"
+    "  rcpts TEXT NOT NULL,"
+    "  message_id INTEGER NOT NULL DEFAULT 0,"   /* outbound message; 0: not sent */
+    "  status TEXT NOT NULL,"                    /* queued | skipped */
+    "  detail TEXT NOT NULL DEFAULT '',"
+    "  records INTEGER NOT NULL,"
+    "  messages INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (policy_domain, begin_at));"
+    "CREATE TABLE dmarc_reports_in ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  domain TEXT NOT NULL,"
+    "  org_name TEXT NOT NULL,"
+    "  report_id TEXT NOT NULL,"
+    "  begin_at INTEGER NOT NULL,"
+    "  end_at INTEGER NOT NULL,"
+    "  json TEXT NOT NULL,"
+    "  received_at INTEGER NOT NULL,"
+    "  UNIQUE (account_id, org_name, report_id));"
+    "CREATE INDEX dmarc_reports_in_domain ON dmarc_reports_in(account_id, domain, begin_at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -244,6 +295,8 @@ static const char *const sql[S_COUNT] = {
                      "mail_from_behavior = ?8, next_check_at = ?9, missing_since = ?10, "
                      "check_attempts = ?11 WHERE id = ?1",
     [S_DOM_LIST] = "SELECT " DOM_COLS " FROM domains WHERE account_id = ?1 ORDER BY domain",
+    [S_DOM_FIND_MAIL_FROM] = "SELECT " DOM_COLS " FROM domains WHERE mail_from_domain = ?1 "
+                             "AND status = 1 ORDER BY id LIMIT 1",
     [S_DOM_DELETE] = "DELETE FROM domains WHERE id = ?1 AND account_id = ?2",
     [S_DOM_DUE] = "SELECT " DOM_COLS " FROM domains WHERE next_check_at > 0 AND "
                   "next_check_at <= ?1 ORDER BY next_check_at, id LIMIT ?2",
@@ -257,6 +310,38 @@ static const char *const sql[S_COUNT] = {
                      "expires_at = ?5, sent_at = ?6 WHERE id = ?1",
     [S_SND_LIST] = "SELECT " SND_COLS " FROM senders WHERE account_id = ?1 ORDER BY address",
     [S_SND_FIND_VERIFIED] = "SELECT " SND_COLS " FROM senders WHERE address = ?1 AND status = 1",
+    [S_DM_EVAL_INSERT] = "INSERT INTO dmarc_evaluations (received_at, policy_domain, policy, rua, "
+                         "source_ip, header_from, envelope_from, disposition, dkim_pass, "
+                         "spf_pass, reason_type, reason_comment, dkim, spf_domain, spf_scope, "
+                         "spf_result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                         "?13, ?14, ?15, ?16)",
+    [S_DM_EVAL_DUE] = "SELECT policy_domain, received_at - received_at % ?2 AS b, "
+                      "MIN(received_at) "
+                      "FROM dmarc_evaluations WHERE report_id = 0 AND received_at < ?1 "
+                      "GROUP BY policy_domain, b ORDER BY b, policy_domain LIMIT ?3",
+    [S_DM_EVAL_ROWS] = "SELECT source_ip, header_from, envelope_from, disposition, dkim_pass, "
+                       "spf_pass, reason_type, reason_comment, dkim, spf_domain, spf_scope, "
+                       "spf_result, COUNT(*) FROM dmarc_evaluations WHERE policy_domain = ?1 "
+                       "AND received_at >= ?2 AND received_at < ?3 AND report_id = 0 "
+                       "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 ORDER BY 13 DESC, 1",
+    [S_DM_EVAL_POLICY] = "SELECT policy, rua FROM dmarc_evaluations WHERE policy_domain = ?1 "
+                         "AND received_at >= ?2 AND received_at < ?3 AND report_id = 0 "
+                         "ORDER BY received_at DESC, id DESC LIMIT 1",
+    [S_DM_EVAL_MARK] = "UPDATE dmarc_evaluations SET report_id = ?4 WHERE policy_domain = ?1 "
+                       "AND received_at >= ?2 AND received_at < ?3 AND report_id = 0",
+    [S_DM_OUT_INSERT] = "INSERT INTO dmarc_reports_out (policy_domain, begin_at, end_at, "
+                        "report_id, rcpts, message_id, status, detail, records, messages, "
+                        "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_DM_OUT_LIST] = "SELECT id, policy_domain, begin_at, end_at, report_id, rcpts, message_id, "
+                      "status, detail, records, messages, created_at FROM dmarc_reports_out "
+                      "WHERE policy_domain = ?1 OR ?1 = '' ORDER BY id",
+    [S_DM_IN_INSERT] = "INSERT INTO dmarc_reports_in (account_id, domain, org_name, report_id, "
+                       "begin_at, end_at, json, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                       "?7, ?8)",
+    [S_DM_IN_LIST] = "SELECT id, account_id, domain, org_name, report_id, begin_at, end_at, "
+                     "json, received_at FROM dmarc_reports_in WHERE account_id = ?1 AND "
+                     "(domain = ?2 OR ?2 = '') AND end_at >= ?3 ORDER BY begin_at DESC, id DESC "
+                     "LIMIT ?4",
     [S_SND_VERIFIED_ELSEWHERE] = "SELECT 1 FROM senders WHERE address = ?1 AND status = 1 "
                                  "AND account_id <> ?2 LIMIT 1",
     [S_INB_INSERT] = "INSERT INTO inbound (account_id, received_at, mail_from, rcpt_json, "

@@ -173,6 +173,19 @@ int store_domain_list(struct store *st, int64_t account_id, store_domain_cb cb, 
     return rc == SQLITE_DONE ? STORE_OK : sq_fail(st, "domain_list", rc);
 }
 
+int store_domain_find_by_mail_from(struct store *st, const char *mail_from_domain,
+                                   struct store_domain *out)
+{
+    char dom[DNS_MAX_NAME_LEN + 1];
+    if (!mail_from_domain || sq_norm_domain(mail_from_domain, dom, sizeof dom) != 0)
+        return STORE_NOTFOUND;
+    sqlite3_stmt *s = sq_stmt(st, S_DOM_FIND_MAIL_FROM);
+    if (!s)
+        return STORE_ERROR;
+    sq_bind_str(s, 1, dom);
+    return sq_get_one(st, s, "domain_find_by_mail_from", read_domain, out);
+}
+
 int store_domain_delete(struct store *st, int64_t account_id, int64_t id)
 {
     sqlite3_stmt *s = sq_stmt(st, S_DOM_DELETE);

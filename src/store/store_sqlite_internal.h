@@ -1,6 +1,7 @@
 /* What the parts of the SQLite store share (store_sqlite.c: schema,
  * open, transactions, accounts, received mail, rules, the outbound insert;
  * store_sqlite_identity.c: domains, senders, DKIM keys;
+ * store_sqlite_dmarc.c: DMARC evaluations and reports;
  * store_sqlite_outbound.c: the delivery queue,
  * events, webhooks, suppressions, secrets): the statement table, the
  * handle, and the small helpers around sqlite3_step. Not for use outside
@@ -21,9 +22,11 @@ enum sid {
     S_ACC_INSERT, S_ACC_GET, S_ACC_GET_NAME, S_ACC_UPDATE,
     S_CRED_INSERT, S_CRED_GET,
     S_DOM_INSERT, S_DOM_GET, S_DOM_FIND_VERIFIED, S_DOM_OWNER, S_DOM_VERIFIED_ELSEWHERE,
-    S_DOM_UPDATE, S_DOM_LIST, S_DOM_DELETE, S_DOM_DUE, S_DOM_REC_GET, S_DOM_REC_SET,
+    S_DOM_UPDATE, S_DOM_LIST, S_DOM_DELETE, S_DOM_FIND_MAIL_FROM, S_DOM_DUE, S_DOM_REC_GET, S_DOM_REC_SET,
     S_SND_INSERT, S_SND_GET, S_SND_GET_TOKEN, S_SND_UPDATE, S_SND_LIST, S_SND_FIND_VERIFIED,
     S_SND_VERIFIED_ELSEWHERE,
+    S_DM_EVAL_INSERT, S_DM_EVAL_DUE, S_DM_EVAL_ROWS, S_DM_EVAL_POLICY, S_DM_EVAL_MARK,
+    S_DM_OUT_INSERT, S_DM_OUT_LIST, S_DM_IN_INSERT, S_DM_IN_LIST,
     S_INB_INSERT, S_INB_LIST, S_INB_GET, S_INB_COUNT,
     S_RULE_INSERT, S_RULE_DELETE, S_RULE_LIST,
     S_OUT_MSG_INSERT, S_OUT_RCPT_INSERT, S_OUT_COUNT_SINCE, S_OUT_OLDEST_SINCE, S_OUT_COUNT,
