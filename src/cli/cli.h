@@ -14,6 +14,7 @@ int cli_serve(int argc, char **argv);     /* cli_serve.c */
 int cli_account(int argc, char **argv);   /* cli_account.c */
 int cli_domain(int argc, char **argv);    /* cli_domain.c */
 int cli_sender(int argc, char **argv);    /* cli_sender.c */
+int cli_dmarc(int argc, char **argv);     /* cli_dmarc.c */
 
 /* The store named by --config FILE (or the embedded defaults), for the
  * administrative commands; NULL after printing why (sets *exit_code). */

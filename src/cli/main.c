@@ -19,6 +19,7 @@ static const struct subcommand subcommands[] = {
     { "account", cli_account, "create accounts (API key and SMTP credentials)" },
     { "domain", cli_domain, "add and verify domain identities" },
     { "sender", cli_sender, "verify single sender addresses by a confirmation link" },
+    { "dmarc", cli_dmarc, "DMARC aggregate reports: show a report file; send due reports" },
 };
 
 static void usage(FILE *f)
