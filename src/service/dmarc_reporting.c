@@ -423,6 +423,17 @@ out:
     return ret;
 }
 
+/* The latest end of the domain's reports that reach into the interval. */
+struct covered { int64_t bucket, end; };
+
+static int covered_cb(const struct store_dmarc_report_out *r, void *arg)
+{
+    struct covered *c = arg;
+    if (r->end > c->bucket && r->end > c->end)
+        c->end = r->end;
+    return 0;
+}
+
 int dmarc_reports_send_due(struct store *st, struct outbound *ob, struct dns_resolver *dns,
                            const struct sesame_config *cfg, int64_t now, bool force)
 {
@@ -437,8 +448,16 @@ int dmarc_reports_send_due(struct store *st, struct outbound *ob, struct dns_res
     }
     int done = 0;
     for (size_t i = 0; i < due.n; i++) {
-        /* an interval part of which a forced report covered starts after it */
-        int64_t begin = due.v[i].earliest > due.v[i].bucket ? due.v[i].earliest : due.v[i].bucket;
+        /* a report covers its whole interval, unless a forced report took the
+         * start of it: then it starts where that one ended */
+        struct covered cv = { due.v[i].bucket, 0 };
+        if (store_dmarc_report_out_list(st, due.v[i].domain, covered_cb, &cv) != STORE_OK) {
+            free(due.v);
+            return -1;
+        }
+        int64_t begin = cv.end > due.v[i].bucket ? cv.end : due.v[i].bucket;
+        if (begin > due.v[i].earliest)
+            begin = due.v[i].earliest;   /* never leave a pending evaluation out */
         int64_t end = due.v[i].bucket + interval;
         if (force && end > now + 1)
             end = now + 1;
