@@ -124,7 +124,9 @@ print("\n".join(errs))
 PY
 )
 [ -z "$out" ] || fail "$out"
-if xmllint --noout --schema "$SESAME_TEST_DATA/dmarc/rua.xsd" "$d/report.xml" 2> "$d/xmllint.err"; then
+$PY "$(dirname "$0")/support/rua_schema.py" "$SESAME_TEST_DATA/dmarc/rua.xsd" > "$d/rua.xsd" \
+  || fail "cannot repair the schema"
+if xmllint --noout --schema "$d/rua.xsd" "$d/report.xml" 2> "$d/xmllint.err"; then
   E2E_CHECKS=$((E2E_CHECKS + 1))
 else
   fail "the report is not valid against the RFC 7489 schema: $(cat "$d/xmllint.err")"
