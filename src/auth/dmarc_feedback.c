@@ -170,7 +170,7 @@ struct ctx {
     bool seen_meta, seen_policy, seen_begin, seen_end;
     /* the record being read (its row is f->rows[f->nrows]) */
     char ip[DMARC_FEEDBACK_MAX_TEXT + 1];
-    bool have_count, reason_seen;
+    bool have_count, count_bad, reason_seen;
     char count_problem[96];
     struct dmarc_feedback_dkim dkim[DMARC_FEEDBACK_MAX_DKIM];
     struct dmarc_feedback_spf spf[DMARC_FEEDBACK_MAX_SPF];
@@ -309,7 +309,7 @@ static void start_record(struct ctx *c)
     memset(r, 0, sizeof *r);
     r->reason_comment = r->header_from = r->envelope_from = r->envelope_to = "";
     c->ip[0] = '\0';
-    c->have_count = c->reason_seen = false;
+    c->have_count = c->count_bad = c->reason_seen = false;
     c->count_problem[0] = '\0';
     c->ndkim = c->nspf = 0;
 }
@@ -361,7 +361,7 @@ static void end_record(struct ctx *c)
         skip_record(c, "a record from %s has no count", canon);
         return;
     }
-    if (c->count_problem[0]) {
+    if (c->count_bad) {
         skip_record(c, "a record's count '%s' is not a number up to 10^12",
                     quote(q, sizeof q, c->count_problem));
         return;
@@ -444,10 +444,11 @@ static void leaf_text(struct ctx *c, enum el e)
     case E_SOURCE_IP: copy_cut(c->ip, sizeof c->ip, s, n); break;
     case E_COUNT:
         c->have_count = true;
-        if (parse_uint(s, n, DMARC_FEEDBACK_MAX_COUNT, &v))
-            r->count = v;
-        else
+        c->count_bad = !parse_uint(s, n, DMARC_FEEDBACK_MAX_COUNT, &v);
+        if (c->count_bad)
             copy_cut(c->count_problem, sizeof c->count_problem, s, n);
+        else
+            r->count = v;
         break;
     case E_DISPOSITION: keyword(r->disposition, sizeof r->disposition, s, n); break;
     case E_EVAL_DKIM: keyword(r->dkim_eval, sizeof r->dkim_eval, s, n); break;
@@ -656,6 +657,8 @@ static int parse_xml(const unsigned char *data, size_t len, struct dmarc_feedbac
         i++;
     if (i == len || data[i] != '<')
         return fail(err, errlen, "not a DMARC report: neither XML, gzip nor zip");
+    data += i;                        /* expat wants the declaration first */
+    len -= i;
 
     struct ctx *c = calloc(1, sizeof *c);
     if (!c)
