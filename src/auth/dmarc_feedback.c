@@ -190,12 +190,15 @@ static void stop(struct ctx *c, const char *fmt, ...)
     XML_StopParser(c->xp, XML_FALSE);
 }
 
-/* Copies n bytes of s into dst (size > 0), cut at a character boundary. */
+/* Copies n bytes of s into dst (size > 0), cut at a character boundary
+ * (and before the space there would then be at the end). */
 static void copy_cut(char *dst, size_t size, const char *s, size_t n)
 {
     if (n >= size) {
         n = size - 1;
         while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+        while (n > 0 && s[n - 1] == ' ')
             n--;
     }
     memcpy(dst, s, n);
