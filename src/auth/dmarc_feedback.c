@@ -413,7 +413,7 @@ static void leaf_text(struct ctx *c, enum el e)
     case E_END:
         if (!parse_uint(s, n, MAX_TIME, &v)) {
             stop(c, "<%s> of the date range is not a time in seconds since 1970",
-                        el_name(e));
+                 el_name(e));
             return;
         }
         if (e == E_BEGIN) {
@@ -427,7 +427,7 @@ static void leaf_text(struct ctx *c, enum el e)
     case E_P_DOMAIN:
         if (n > DNS_MAX_NAME_LEN) {
             stop(c, "the policy_published domain is longer than %d characters",
-                        DNS_MAX_NAME_LEN);
+                 DNS_MAX_NAME_LEN);
             return;
         }
         keyword(f->domain, sizeof f->domain, s, n);
@@ -493,11 +493,9 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         if (strcmp(local, "feedback") != 0) {
             char shown[64];
             copy_cut(shown, sizeof shown, local, strlen(local));
-            {
-                stop(c, "not a DMARC aggregate report: the root element is <%s>, "
-                               "not <feedback>", shown);
-                return;
-            }
+            stop(c, "not a DMARC aggregate report: the root element is <%s>, not <feedback>",
+                 shown);
+            return;
         }
         if (!(c->root_ns = strndup(name, nslen))) {
             stop(c, "out of memory");
@@ -584,8 +582,8 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     if (c->failed || len <= 0 || !c->stack[c->depth].leaf)
         return;
     if ((size_t)len > DMARC_FEEDBACK_MAX_TEXT - c->textlen) {
-        stop(c, "the text of <%s> is longer than %d bytes",
-                    el_name(c->stack[c->depth].el), DMARC_FEEDBACK_MAX_TEXT);
+        stop(c, "the text of <%s> is longer than %d bytes", el_name(c->stack[c->depth].el),
+             DMARC_FEEDBACK_MAX_TEXT);
         return;
     }
     memcpy(c->text + c->textlen, s, (size_t)len);
@@ -788,7 +786,7 @@ struct msg_walk {
     size_t max, count;
     char *err;
     size_t errlen;
-    bool have_err, saw_candidate;
+    bool have_err;
 };
 
 static void walk_error(struct msg_walk *w, const char *name, const char *why)
@@ -814,10 +812,8 @@ static void walk_message(struct msg_walk *w, const char *msg, size_t len, int le
     }
     if (mime_parse(msg, len, t, why, sizeof why) != 0) {
         free(t);
-        {
-            walk_error(w, "", why);
-            return;
-        }
+        walk_error(w, "", why);
+        return;
     }
     for (size_t i = 0; i < t->nparts && w->count < w->max; i++) {
         const struct mime_part *p = &t->part[i];
@@ -832,16 +828,17 @@ static void walk_message(struct msg_walk *w, const char *msg, size_t len, int le
         struct buf b;
         buf_init(&b, nested ? MAIL_MAX_MESSAGE_SIZE : DMARC_FEEDBACK_MAX_INPUT);
         if (mime_decode_body(p, &b) != 0) {
-            w->saw_candidate = true;
-            walk_error(w, name, b.len >= b.cap ? "the attachment is larger than 32 MiB"
-                                               : "the attachment's encoding is invalid");
+            /* decoded, it would be at most this long: was it the cap? */
+            size_t most = p->cte == MIME_CTE_BASE64 ? p->body.len / 4 * 3 : p->body.len;
+            walk_error(w, name, most <= b.cap ? "the attachment's encoding is invalid"
+                                : nested      ? "the attached message is too large"
+                                              : "the attachment is larger than 32 MiB");
             buf_free(&b);
             continue;
         }
         if (nested) {
             walk_message(w, b.data ? b.data : "", b.len, level + 1);
         } else {
-            w->saw_candidate = true;
             if (dmarc_feedback_parse((const unsigned char *)b.data, b.len, &w->out[w->count],
                                      why, sizeof why) == 0)
                 w->count++;
