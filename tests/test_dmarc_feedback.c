@@ -524,6 +524,14 @@ static void built_mail(void **state)
     assert_int_equal(dmarc_feedback_from_message(badb64, strlen(badb64), f, 8, err,
                                                   sizeof err), 0);
     assert_non_null(strstr(err, "encoding is invalid"));
+    /* an attachment above the cap */
+    size_t hlen = 64 + DMARC_FEEDBACK_MAX_INPUT + 16;
+    char *huge = malloc(hlen);
+    int hn = snprintf(huge, hlen, "Content-Type: application/xml; name=big.xml\n\n");
+    memset(huge + hn, ' ', hlen - (size_t)hn);
+    assert_int_equal(dmarc_feedback_from_message(huge, hlen, f, 8, err, sizeof err), 0);
+    assert_string_equal(err, "attachment big.xml: the attachment is larger than 32 MiB");
+    free(huge);
     /* nothing attached */
     const char *none = "From: a@example.com\nSubject: hi\n\nno report here\n";
     assert_int_equal(dmarc_feedback_from_message(none, strlen(none), f, 8, err, sizeof err), 0);
