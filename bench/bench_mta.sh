@@ -193,7 +193,7 @@ zone = {
     "example.com": [spf],
     "client.example.com": [spf, {"type": "A", "value": "127.0.0.2"}],
     key["name"].rstrip("."): [{"type": "TXT", "value": [v[i:i + 255] for i in range(0, len(v), 255)]}],
-    "_dmarc.example.com": [{"type": "TXT", "value": "v=DMARC1; p=reject"}],
+    "_dmarc.example.com": [{"type": "TXT", "value": "v=DMARC1; p=reject; rua=mailto:dmarc@example.com"}],
     "other.example.org": [spf],
     "example.net": [{"type": "MX", "value": [10, "mx.example.net"]}],
     "mx.example.net": [{"type": "A", "value": "127.0.0.1"}],
