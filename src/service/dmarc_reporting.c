@@ -5,7 +5,6 @@
  * receivers send to an account (parsing in auth/dmarc_feedback.c). */
 #include "service/dmarc_reporting.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "auth/dmarc_report.h"
 #include "service/config.h"
 #include "service/outbound.h"
+#include "service/ticker.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -475,33 +475,19 @@ int dmarc_reports_send_due(struct store *st, struct outbound *ob, struct dns_res
 /* ---- the reporter thread ---- */
 
 struct dmarc_reporter {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;
+    struct ticker *ticker;
     struct store *st;
     struct outbound *ob;
     struct dns_resolver *dns;
     struct sesame_config cfg;    /* its own copy: SIGHUP rewrites the service's */
 };
 
-static void *reporter_main(void *arg)
+static void report_pass(struct ticker *t, void *arg)
 {
+    (void)t;
     struct dmarc_reporter *r = arg;
-    pthread_mutex_lock(&r->mu);
-    while (!r->stop) {
-        pthread_mutex_unlock(&r->mu);
-        if (dmarc_reports_send_due(r->st, r->ob, r->dns, &r->cfg, (int64_t)time(NULL), false) < 0)
-            log_msg(LOG_WARN, "dmarc", "event=report_pass_failed");
-        pthread_mutex_lock(&r->mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += r->cfg.dmarc_report_interval < 600 ? 1 : 60;
-        while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0)
-            ;
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
+    if (dmarc_reports_send_due(r->st, r->ob, r->dns, &r->cfg, (int64_t)time(NULL), false) < 0)
+        log_msg(LOG_WARN, "dmarc", "event=report_pass_failed");
 }
 
 struct dmarc_reporter *dmarc_reporter_start(const struct sesame_config *cfg, struct outbound *ob,
@@ -516,17 +502,12 @@ struct dmarc_reporter *dmarc_reporter_start(const struct sesame_config *cfg, str
     r->ob = ob;
     r->dns = dns;
     r->st = store_open(cfg->store, cfg->data_dir, err, errlen);
-    if (!r->st) {
-        free(r);
-        return NULL;
-    }
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    if (pthread_create(&r->thread, NULL, reporter_main, r) != 0) {
-        snprintf(err, errlen, "cannot start the DMARC reporter thread");
+    /* a pass a minute (a second for the short intervals of tests) */
+    if (r->st)
+        r->ticker = ticker_start(report_pass, r, cfg->dmarc_report_interval < 600 ? 1000 : 60000,
+                                 err, errlen);
+    if (!r->ticker) {
         store_close(r->st);
-        pthread_cond_destroy(&r->cv);
-        pthread_mutex_destroy(&r->mu);
         free(r);
         return NULL;
     }
@@ -537,14 +518,8 @@ void dmarc_reporter_stop(struct dmarc_reporter *r)
 {
     if (!r)
         return;
-    pthread_mutex_lock(&r->mu);
-    r->stop = true;
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
+    ticker_stop(r->ticker);
     store_close(r->st);
-    pthread_cond_destroy(&r->cv);
-    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 

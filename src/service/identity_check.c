@@ -8,7 +8,6 @@
  * identity_records.c. */
 #include "service/identities.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "service/config.h"
 #include "service/events.h"
 #include "service/identities_internal.h"
+#include "service/ticker.h"
 #include "util/log.h"
 
 /* Domains checked per pass of the background checker. */
@@ -373,10 +373,7 @@ int identity_domain_verify(struct store *st, struct dns_resolver *dns,
 /* ---- the background checker ---- */
 
 struct identity_checker {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop, kicked;
+    struct ticker *ticker;
     struct store *st;
     struct dns_resolver *dns;
     struct identity_env env;
@@ -392,8 +389,10 @@ static int due_cb(const struct store_domain *d, void *arg)
     return 0;
 }
 
-static void check_due(struct identity_checker *c)
+/* One pass: the domains whose check is due. */
+static void check_due(struct ticker *t, void *arg)
 {
+    struct identity_checker *c = arg;
     struct store_domain *v = calloc(CHECKER_BATCH, sizeof *v);
     struct due due = { v, 0 };
     if (!v || store_domain_due(c->st, (int64_t)time(NULL), CHECKER_BATCH, due_cb, &due) !=
@@ -401,12 +400,7 @@ static void check_due(struct identity_checker *c)
         free(v);
         return;
     }
-    for (size_t i = 0; i < due.n; i++) {
-        pthread_mutex_lock(&c->mu);
-        bool stop = c->stop;
-        pthread_mutex_unlock(&c->mu);
-        if (stop)
-            break;
+    for (size_t i = 0; i < due.n && !ticker_stopping(t); i++) {
         struct identity_check res;
         if (identity_domain_check(c->st, c->dns, &c->env, &v[i], (int64_t)time(NULL), false,
                                   &res) != STORE_OK)
@@ -414,28 +408,6 @@ static void check_due(struct identity_checker *c)
                     "error=\"%s\"", v[i].domain, res.reason);
     }
     free(v);
-}
-
-static void *checker_main(void *arg)
-{
-    struct identity_checker *c = arg;
-    pthread_mutex_lock(&c->mu);
-    while (!c->stop) {
-        if (!c->kicked) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
-            pthread_cond_timedwait(&c->cv, &c->mu, &until);
-        }
-        c->kicked = false;
-        if (c->stop)
-            break;
-        pthread_mutex_unlock(&c->mu);
-        check_due(c);
-        pthread_mutex_lock(&c->mu);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
 }
 
 struct identity_checker *identity_checker_start(const struct sesame_config *cfg,
@@ -450,17 +422,10 @@ struct identity_checker *identity_checker_start(const struct sesame_config *cfg,
     identity_env_init(&c->env, cfg);
     c->dns = dns;
     c->st = store_open(cfg->store, cfg->data_dir, err, errlen);
-    if (!c->st) {
-        free(c);
-        return NULL;
-    }
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    if (pthread_create(&c->thread, NULL, checker_main, c) != 0) {
-        snprintf(err, errlen, "cannot start the identity checker thread");
+    if (c->st)
+        c->ticker = ticker_start(check_due, c, 1000, err, errlen);
+    if (!c->ticker) {
         store_close(c->st);
-        pthread_cond_destroy(&c->cv);
-        pthread_mutex_destroy(&c->mu);
         free(c);
         return NULL;
     }
@@ -469,25 +434,15 @@ struct identity_checker *identity_checker_start(const struct sesame_config *cfg,
 
 void identity_checker_kick(struct identity_checker *c)
 {
-    if (!c)
-        return;
-    pthread_mutex_lock(&c->mu);
-    c->kicked = true;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    if (c)
+        ticker_kick(c->ticker);
 }
 
 void identity_checker_stop(struct identity_checker *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&c->mu);
-    c->stop = true;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    pthread_join(c->thread, NULL);
+    ticker_stop(c->ticker);
     store_close(c->st);
-    pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->mu);
     free(c);
 }
