@@ -434,7 +434,13 @@ static void account_routes(void **state)
     assert_true(json_is_false(json_object_get(R.json, "dmarc_report_only")));
     assert_int_equal(json_integer_value(json_object_get(R.json, "quota_remaining")),
                      ACCOUNT_SANDBOX_MAX_24H);    /* nothing sent yet */
-    assert_int_equal(json_object_size(R.json), 7);
+    assert_int_equal(json_object_size(R.json), 8);
+    /* the reputation guard: a new account is healthy, not yet judged */
+    json_t *rep = json_object_get(R.json, "reputation");
+    assert_string_equal(jstr(rep, "status"), "healthy");
+    assert_true(json_is_false(json_object_get(rep, "judged")));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(rep, "thresholds"),
+                                                        "min_sends")), 500);
 
     call("GET", "/v1/account", B, NULL);
     assert_true(json_is_false(json_object_get(R.json, "sandbox")));

@@ -1,6 +1,7 @@
 /* sesame account (SPEC.md §1.5): create an account with its API key and
- * SMTP credentials (printed once; the store keeps argon2id hashes), and
- * show an account's sandbox flag, quotas and identities (never secrets).
+ * SMTP credentials (printed once; the store keeps argon2id hashes), show
+ * an account's sandbox flag, quotas, reputation and identities (never
+ * secrets), and resume an account the reputation guard paused.
  * Same code paths as the HTTP API (service/accounts.c).
  *
  * Exit codes: 0 done; 2 bad usage, an invalid name, a name that is taken
@@ -17,6 +18,7 @@
 #include "cli/cli_common.h"
 #include "service/accounts.h"
 #include "service/config.h"
+#include "service/reputation.h"
 #include "store/store.h"
 #include "util/strview.h"
 
@@ -24,12 +26,15 @@ static const char usage_text[] =
     "usage: sesame account create NAME [--production] [--max-24h N] [--max-rate N]\n"
     "                             [--json] [--config FILE]\n"
     "       sesame account show NAME [--json] [--config FILE]\n"
+    "       sesame account resume NAME [--json] [--config FILE]\n"
     "create makes an account (NAME: 1 to 64 of A-Z a-z 0-9 . _ -) and prints its\n"
     "API key and SMTP credentials: they are shown once and stored only as hashes.\n"
     "New accounts are in the sandbox (send only to verified addresses, 200\n"
     "messages per 24 h, 1 message/s) unless --production (50000 per 24 h,\n"
     "14/s); --max-24h and --max-rate override the quotas. show prints an\n"
-    "account's sandbox flag, quotas and domains, never its secrets.\n"
+    "account's sandbox flag, quotas, reputation (bounce and complaint rates over\n"
+    "the window, status) and domains, never its secrets. resume lets an account\n"
+    "the reputation guard paused send again, with a fresh window.\n"
     "Exit status: 0 done, 2 bad usage or input (invalid, taken or unknown NAME),\n"
     "1 the store failed.\n";
 
@@ -149,8 +154,14 @@ static int cmd_show(const struct args *a, struct store *st)
         json_decref(doms.arr);
         return cli_runtime_error("account", "cannot read account '%s' from the store", a->name);
     }
+    struct reputation rep;
+    if (reputation_get(st, acct.id, (int64_t)time(NULL), &rep) != STORE_OK) {
+        json_decref(doms.arr);
+        return cli_runtime_error("account", "cannot read account '%s' from the store", a->name);
+    }
     if (a->json) {
         json_t *o = json_object();
+        json_object_set_new(o, "reputation", reputation_json(&rep));
         json_object_set_new(o, "account", json_string(acct.name));
         json_object_set_new(o, "id", json_integer(acct.id));
         json_object_set_new(o, "sandbox", json_boolean(acct.sandbox));
@@ -176,6 +187,12 @@ static int cmd_show(const struct args *a, struct store *st)
         printf("  DMARC     %s\n", acct.dmarc_report_only
                                        ? "report only (never rejects or quarantines)"
                                        : "senders' policies applied to inbound mail");
+        printf("  reputation %s: bounce rate %.2f%%, complaint rate %.3f%% over %lld sends "
+               "(%lld days)%s%s\n", reputation_status_name(rep.status), rep.bounce_rate * 100,
+               rep.complaint_rate * 100, (long long)rep.sends, (long long)rep.window_days,
+               rep.reason[0] ? " - " : "", rep.reason);
+        if (!rep.judged)
+            printf("             (not judged on rates below the minimum volume)\n");
         printf("  created   %s\n", when);
         size_t n = json_array_size(doms.arr);
         if (n == 0)
@@ -191,6 +208,25 @@ static int cmd_show(const struct args *a, struct store *st)
     return fflush(stdout) == 0 ? EXIT_RAN : cli_runtime_error("account", "cannot write output");
 }
 
+static int cmd_resume(const struct args *a, struct store *st)
+{
+    struct store_account acct;
+    int rc = store_account_get_by_name(st, a->name, &acct);
+    if (rc == STORE_NOTFOUND)
+        return cli_usage_error("account", "no account named '%s'", a->name);
+    if (rc == STORE_OK)
+        rc = reputation_resume(st, acct.id, (int64_t)time(NULL));
+    if (rc != STORE_OK)
+        return cli_runtime_error("account", "cannot resume '%s': the store failed", a->name);
+    if (a->json)
+        cli_print_json(json_pack("{s:s, s:s, s:s}", "account", acct.name, "status", "healthy",
+                                 "previous", reputation_status_name(acct.reputation)));
+    else
+        printf("Account %s resumed (was %s): it may send again; its reputation window starts "
+               "afresh\n", acct.name, reputation_status_name(acct.reputation));
+    return EXIT_RAN;
+}
+
 static bool allowed(const char *cmd, int opt)
 {
     switch (opt) {
@@ -203,14 +239,15 @@ static bool allowed(const char *cmd, int opt)
 int cli_account(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error("account", "missing subcommand: create or show (see --help)");
+        return cli_usage_error("account", "missing subcommand: create, show or resume (see --help)");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage_text, stdout);
         return EXIT_RAN;
     }
     struct args a = { .cmd = argv[1] };
-    if (strcmp(a.cmd, "create") != 0 && strcmp(a.cmd, "show") != 0)
-        return cli_usage_error("account", "unknown subcommand '%s' (create or show)",
+    if (strcmp(a.cmd, "create") != 0 && strcmp(a.cmd, "show") != 0 &&
+        strcmp(a.cmd, "resume") != 0)
+        return cli_usage_error("account", "unknown subcommand '%s' (create, show or resume)",
                                shown(a.cmd));
     int c;
     opterr = 0;
@@ -251,7 +288,10 @@ int cli_account(int argc, char **argv)
     struct store *st = cli_open_store("account", a.config, &cfg, &code);
     if (!st)
         return code;
-    code = strcmp(a.cmd, "create") == 0 ? cmd_create(&a, st) : cmd_show(&a, st);
+    if (strcmp(a.cmd, "resume") == 0)
+        code = cmd_resume(&a, st);
+    else
+        code = strcmp(a.cmd, "create") == 0 ? cmd_create(&a, st) : cmd_show(&a, st);
     store_close(st);
     return code;
 }

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "service/api_internal.h"
+#include "service/reputation.h"
 #include "util/utf8.h"
 #include "service/rules.h"
 #include "util/log.h"
@@ -304,6 +305,33 @@ static void health_get(struct api_call *c)
     api_json(c, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* Per account: the reputation guard's rates (parts per million) and status. */
+#define METRICS_ACCOUNTS_MAX 1000
+struct account_metrics { struct metrics *m; struct store *st; };
+
+static int account_metrics_cb(const struct store_account *a, void *arg)
+{
+    struct account_metrics *am = arg;
+    struct reputation r;
+    char labels[STORE_NAME_MAX + 16];
+    if (a->name[0] == '_' || reputation_get(am->st, a->id, (int64_t)time(NULL), &r) != STORE_OK)
+        return 0;
+    snprintf(labels, sizeof labels, "account=\"%s\"", a->name);   /* names are [A-Za-z0-9._-] */
+    metric_gauge_set(metrics_gauge(am->m, "sesame_account_bounce_rate_ppm",
+                                   "Permanent bounces per million delivery outcomes, in the "
+                                   "reputation window", labels),
+                     (int64_t)(r.bounce_rate * 1e6));
+    metric_gauge_set(metrics_gauge(am->m, "sesame_account_complaint_rate_ppm",
+                                   "Complaints per million deliveries, in the reputation window",
+                                   labels),
+                     (int64_t)(r.complaint_rate * 1e6));
+    metric_gauge_set(metrics_gauge(am->m, "sesame_account_window_sends",
+                                   "Sends in the reputation window", labels), r.sends);
+    metric_gauge_set(metrics_gauge(am->m, "sesame_account_reputation_status",
+                                   "0 healthy, 1 warning, 2 paused", labels), r.status);
+    return 0;
+}
+
 static void metrics_get(struct api_call *c)
 {
     struct metrics *m = c->ctx->metrics;
@@ -316,6 +344,8 @@ static void metrics_get(struct api_call *c)
         metric_gauge_set(metrics_gauge(m, "sesame_queue_depth",
                                        "Outbound recipients not yet delivered or bounced", NULL),
                          n);
+    struct account_metrics am = { m, c->ctx->st };
+    (void)store_account_list(c->ctx->st, METRICS_ACCOUNTS_MAX, account_metrics_cb, &am);
     if (store_inbound_count(c->ctx->st, &n) == STORE_OK)
         metric_gauge_set(metrics_gauge(m, "sesame_inbound_stored",
                                        "Received messages kept in the store", NULL),

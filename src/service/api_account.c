@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "service/api_internal.h"
+#include "service/reputation.h"
 
 #define DAY_S 86400
 
@@ -17,15 +18,27 @@ static void account_reply(struct api_call *c, const struct store_account *a)
         api_store_error(c);
         return;
     }
+    struct reputation r;
+    if (reputation_get(c->ctx->st, a->id, (int64_t)time(NULL), &r) != STORE_OK) {
+        api_store_error(c);
+        return;
+    }
     json_t *name = api_str(a->name);
+    json_t *rep = reputation_json(&r);
     int64_t remaining = (int64_t)a->max_24h - sent;
-    api_json(c, 200, name ? json_pack("{s:o, s:b, s:I, s:I, s:I, s:I, s:b}", "account", name,
-                                      "sandbox", a->sandbox, "max_24h", (json_int_t)a->max_24h,
-                                      "max_rate", (json_int_t)a->max_rate, "sent_last_24h",
-                                      (json_int_t)sent, "quota_remaining",
-                                      (json_int_t)(remaining > 0 ? remaining : 0),
-                                      "dmarc_report_only", a->dmarc_report_only)
-                          : NULL);
+    api_json(c, 200, name && rep ? json_pack("{s:o, s:b, s:I, s:I, s:I, s:I, s:b, s:o}",
+                                             "account", name, "sandbox", a->sandbox, "max_24h",
+                                             (json_int_t)a->max_24h, "max_rate",
+                                             (json_int_t)a->max_rate, "sent_last_24h",
+                                             (json_int_t)sent, "quota_remaining",
+                                             (json_int_t)(remaining > 0 ? remaining : 0),
+                                             "dmarc_report_only", a->dmarc_report_only,
+                                             "reputation", rep)
+                                 : NULL);
+    if (!name || !rep) {
+        json_decref(name);
+        json_decref(rep);
+    }
 }
 
 /* The account as stored now (the one auth saw may come from a cache). */

@@ -161,6 +161,9 @@ static void refusal(struct api_call *c, const struct outbound_result *res)
     case OUTBOUND_SANDBOX:
         api_error(c, 400, "sandbox_recipient", "%s", why);
         return;
+    case OUTBOUND_PAUSED:
+        api_error(c, 403, "account_paused", "%s", why);
+        return;
     case OUTBOUND_ALL_SUPPRESSED:
         api_error(c, 422, "all_recipients_suppressed", "%s", why);
         return;

@@ -110,7 +110,7 @@ static int events_column(struct api_call *c, json_t *v, char *out, size_t outlen
         const char *s = json_string_value(t);
         if (!s || !event_type_valid(s)) {
             api_error(c, 400, "invalid_request", "events[%zu] is not one of Send, Delivery, "
-                      "Bounce, Complaint, Reject, DeliveryDelay, IdentityStatus", i);
+                      "Bounce, Complaint, Reject, DeliveryDelay, IdentityStatus, ReputationStatus", i);
             return -1;
         }
         for (size_t k = 0; k < i; k++)

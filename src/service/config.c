@@ -26,13 +26,13 @@
 
 #include "util/limits.h"
 
-enum ctype { T_STR, T_UINT, T_SIZE, T_LISTEN, T_ENUM };
+enum ctype { T_STR, T_UINT, T_SIZE, T_LISTEN, T_ENUM, T_PERCENT };
 
 struct ckey {
     const char *section, *name;
     enum ctype type;
     size_t off, size;            /* where in struct sesame_config, and how big */
-    const char *defstr;          /* T_STR, T_LISTEN, T_ENUM */
+    const char *defstr;          /* T_STR, T_LISTEN, T_ENUM, T_PERCENT ("5%") */
     uint64_t defnum;             /* T_UINT, T_SIZE */
     uint64_t min, max;           /* T_UINT, T_SIZE */
     const char *const *choices;  /* T_ENUM, NULL-terminated */
@@ -120,6 +120,24 @@ static const struct ckey keys[] = {
     { "dmarc", "reports", T_ENUM, FIELD(dmarc_reports), "yes", 0, 0, 0, yes_no, false, NULL },
     { "dmarc", "report_interval", T_UINT, FIELD(dmarc_report_interval), NULL, 86400, 60,
       7 * 86400, NULL, false, NULL },
+    { "reputation", "bounce_warning", T_PERCENT, FIELD(reputation_bounce_warning), "5%", 0, 0, 0,
+      NULL, false, NULL },
+    { "reputation", "bounce_pause", T_PERCENT, FIELD(reputation_bounce_pause), "10%", 0, 0, 0,
+      NULL, false, NULL },
+    { "reputation", "complaint_warning", T_PERCENT, FIELD(reputation_complaint_warning), "0.1%",
+      0, 0, 0, NULL, false, NULL },
+    { "reputation", "complaint_pause", T_PERCENT, FIELD(reputation_complaint_pause), "0.5%", 0, 0,
+      0, NULL, false, NULL },
+    { "reputation", "min_sends", T_UINT, FIELD(reputation_min_sends), NULL, 500, 1, 10000000,
+      NULL, false, NULL },
+    { "reputation", "window_sends", T_UINT, FIELD(reputation_window_sends), NULL, 10000, 1,
+      100000000, NULL, false, NULL },
+    { "reputation", "window_days", T_UINT, FIELD(reputation_window_days), NULL, 30, 1, 365, NULL,
+      false, NULL },
+    { "reputation", "volume_factor", T_UINT, FIELD(reputation_volume_factor), NULL, 10, 2, 1000,
+      NULL, false, NULL },
+    { "reputation", "unknown_recipient_burst", T_UINT, FIELD(reputation_noemail_burst), NULL, 50,
+      1, 10000000, NULL, false, NULL },
     { "limits", "max_message_size", T_SIZE, FIELD(max_message_size), NULL,
       SMTP_DEFAULT_MAX_MESSAGE_SIZE, 64 * KIB, 4 * GIB, NULL, false, NULL },
     { "limits", "max_recipients", T_UINT, FIELD(max_recipients), NULL, SMTP_MAX_RECIPIENTS, 1,
@@ -410,6 +428,34 @@ static const char *set_value(struct sesame_config *c, const struct ckey *k, cons
             unsigned u = (unsigned)num;
             memcpy(field, &u, sizeof u);
         }
+        return NULL;
+    }
+    case T_PERCENT: {
+        /* "5%", "0.1%": stored as parts per million (unsigned) */
+        size_t n = strlen(v), ip = strspn(v, "0123456789");
+        unsigned long long whole = 0, frac = 0, scale = 10000;
+        size_t i = ip;
+        if (n < 2 || v[n - 1] != '%' || ip == 0 || ip > 3)
+            return "expected a percentage such as 5% or 0.1%";
+        for (size_t j = 0; j < ip; j++)
+            whole = whole * 10 + (unsigned long long)(v[j] - '0');
+        if (v[i] == '.') {
+            size_t fd = strspn(v + i + 1, "0123456789");
+            if (fd == 0 || fd > 4)
+                return "expected a percentage with at most 4 decimals, such as 0.1%";
+            for (size_t j = 0; j < fd; j++) {
+                scale /= 10;
+                frac += (unsigned long long)(v[i + 1 + j] - '0') * scale;
+            }
+            i += 1 + fd;
+        }
+        if (i != n - 1)
+            return "expected a percentage such as 5% or 0.1%";
+        unsigned long long ppm = whole * 10000 + frac;
+        if (ppm > 1000000)
+            return "a percentage is at most 100%";
+        unsigned u = (unsigned)ppm;
+        memcpy(field, &u, sizeof u);
         return NULL;
     }
     case T_LISTEN: {

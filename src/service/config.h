@@ -59,6 +59,14 @@ struct sesame_config {
     /* [dmarc] */
     char dmarc_reports[8];               /* "yes": send aggregate reports as a receiver */
     unsigned dmarc_report_interval;      /* seconds; reports cover UTC-aligned intervals (1 day) */
+    /* [reputation] (rates in parts per million; the file says "5%") */
+    unsigned reputation_bounce_warning, reputation_bounce_pause;
+    unsigned reputation_complaint_warning, reputation_complaint_pause;
+    unsigned reputation_min_sends;       /* not judged below this many (500) */
+    unsigned reputation_window_sends;    /* the last N sends ... (10000) */
+    unsigned reputation_window_days;     /* ... or days, whichever is smaller (30) */
+    unsigned reputation_volume_factor;   /* today above N x the recent daily average: warning */
+    unsigned reputation_noemail_burst;   /* unknown recipients today: warning from (50) */
     /* [limits] */
     uint64_t max_message_size;   /* SMTP_DEFAULT_MAX_MESSAGE_SIZE */
     unsigned max_recipients;

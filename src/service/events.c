@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "service/reputation.h"
 #include "service/webhook.h"
 #include "util/log.h"
 
@@ -48,7 +49,7 @@ static const struct {
     { "Send", "send" },           { "Delivery", "delivery" },
     { "Bounce", "bounce" },       { "Complaint", "complaint" },
     { "Reject", "reject" },       { "DeliveryDelay", "deliveryDelay" },
-    { "IdentityStatus", "identity" },
+    { "IdentityStatus", "identity" }, { "ReputationStatus", "reputation" },
 };
 
 static const char *type_key(const char *type)
@@ -115,6 +116,24 @@ static json_t *time_json(int64_t ms)
     char s[32];
     iso_ms(ms, s);
     return json_string(s);
+}
+
+json_t *event_create_reputation(const char *status, const char *previous, const char *reason,
+                                double bounce_rate, double complaint_rate, int64_t sends)
+{
+    json_t *ev = json_object();
+    json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:f, s:I, s:o}", "status", status,
+                          "previousStatus", previous, "reason", reason ? reason : "",
+                          "bounceRate", bounce_rate, "complaintRate", complaint_rate,
+                          "sends", (json_int_t)sends, "timestamp", time_json(now_ms()));
+    if (!ev || !o || json_object_set_new(ev, "eventType", json_string("ReputationStatus")) != 0 ||
+        json_object_set_new(ev, "reputation", o) != 0) {
+        if (!ev)
+            json_decref(o);
+        json_decref(ev);
+        return NULL;
+    }
+    return ev;
 }
 
 json_t *event_create_identity(const char *kind, const char *identity, const char *status,
@@ -546,14 +565,18 @@ int event_record(struct store *st, int64_t account_id, int64_t message_id, const
     snprintf(e.rcpt, sizeof e.rcpt, "%s", rcpt ? rcpt : "");
     e.created_at = (int64_t)time(NULL);
     char *text = json_dumps(ev, JSON_COMPACT);
-    json_decref(ev);
     if (!text) {
+        json_decref(ev);
         fail_log("record");
         return STORE_ERROR;
     }
     e.json = text;
     int rc = store_event_insert(st, &e);
     free(text);
+    /* the reputation guard counts it in the same transaction */
+    if (rc == STORE_OK)
+        rc = reputation_on_event(st, account_id, ev, e.created_at);
+    json_decref(ev);
     return rc;
 }
 

@@ -42,7 +42,7 @@ struct event_mail {
 #define EVENTS_WEBHOOK_BATCH       32    /* jobs claimed per store transaction */
 
 /* Is type one of Send, Delivery, Bounce, Complaint, Reject, DeliveryDelay,
- * IdentityStatus? */
+ * IdentityStatus, ReputationStatus? */
 bool event_type_valid(const char *type);
 /* The name used as reportingMTA (delivery: "NAME", bounce: "dsn; NAME"):
  * the [server] hostname, set once at startup before threads use events;
@@ -59,6 +59,12 @@ json_t *event_create(const char *type, const struct event_mail *mail);
  * a verified domain's records were not found (it fails after the grace). */
 json_t *event_create_identity(const char *kind, const char *identity, const char *status,
                               const char *previous, const char *reason);
+/* An account's reputation status changed (sesame's own event):
+ * {"eventType": "ReputationStatus", "reputation": {"status":
+ * "healthy"|"warning"|"paused", "previousStatus", "reason", "bounceRate",
+ * "complaintRate", "sends", "timestamp"}}. */
+json_t *event_create_reputation(const char *status, const char *previous, const char *reason,
+                                double bounce_rate, double complaint_rate, int64_t sends);
 /* remote_mta: the host delivered to, as delivery logs it ("IP", "IP:PORT",
  * "[IP]:PORT", "NAME (IP:PORT)"); its IP becomes delivery.remoteMtaIp.
  * reportingMTA is ours (event_set_reporting_mta). Called again, it adds

@@ -21,6 +21,7 @@
 #include "service/config.h"
 #include "service/events.h"
 #include "service/group_commit.h"
+#include "service/reputation.h"
 #include "service/inbound_msg.h"
 #include "util/log.h"
 
@@ -491,6 +492,25 @@ static bool identity_policy(struct store *st, const struct outbound_request *req
     return true;
 }
 
+/* A paused account sends nothing (the status is read fresh: the account
+ * the caller holds may be older than the pause). */
+static bool reputation_policy(struct store *st, const struct store_account *acct,
+                              struct outbound_result *res)
+{
+    struct store_account now;
+    int rc = store_account_get(st, acct->id, &now);
+    if (rc != STORE_OK) {
+        refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
+        return false;
+    }
+    if (now.reputation != REPUTATION_PAUSED)
+        return true;
+    refuse(res, OUTBOUND_PAUSED, "sending is paused for account %s: %.160s; clean the list "
+           "(suppress bounced and complaining addresses), then ask the operator to resume it "
+           "(sesame account resume %s)", acct->name, now.reputation_reason, acct->name);
+    return false;
+}
+
 /* The quota over a rolling 24 h, then the rate. */
 static bool volume_policy(struct outbound *o, struct store *st, const struct outbound_request *req,
                           time_t now, struct outbound_result *res)
@@ -554,6 +574,8 @@ void outbound_accept(struct outbound *o, struct store *st, const struct outbound
         refuse(res, OUTBOUND_TEMPFAIL, "the store is not available");
         goto out;
     }
+    if (!req->system && !reputation_policy(st, acct, res))
+        goto out;
     if (!req->system && (!identity_policy(st, req, h, envelope, drc == STORE_OK ? &dom : NULL,
                                           res) ||
                          !volume_policy(o, st, req, now, res)))

@@ -51,6 +51,7 @@ enum outbound_refusal {
     OUTBOUND_RATE,               /* 429 / 451 4.7.1 */
     OUTBOUND_ALL_SUPPRESSED,     /* every recipient suppressed: queued nothing (Reject events) */
     OUTBOUND_TEMPFAIL,           /* 503 / 451 4.3.0 */
+    OUTBOUND_PAUSED,             /* 403 "account_paused" / 550 5.7.1: the reputation guard */
 };
 
 struct outbound_result {

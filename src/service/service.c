@@ -17,6 +17,7 @@
 #include "service/events.h"
 #include "service/dmarc_reporting.h"
 #include "service/identities.h"
+#include "service/reputation.h"
 #include "service/service_internal.h"
 #include "service/tls.h"
 #include "util/log.h"
@@ -243,6 +244,9 @@ struct service *service_new(const struct sesame_config *cfg, const char *config_
     if (!svc->webhooks || !svc->workq)
         goto fail;
     event_set_reporting_mta(cfg->hostname);
+    struct reputation_limits rl;
+    reputation_limits_from_config(cfg, &rl);
+    reputation_configure(&rl);
     svc->outbound = outbound_new(cfg, svc->gc, svc->st, err, errlen);
     if (!svc->outbound)
         goto fail;

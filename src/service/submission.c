@@ -189,6 +189,7 @@ static void submit_run(struct workq_job *job, struct store *st)
         break;
     case OUTBOUND_IDENTITY:
     case OUTBOUND_SANDBOX:
+    case OUTBOUND_PAUSED:
         metric_inc(svc->m.msg_rejected_sender);
         smtp_reply_set(&j->reply, 550, "5.7.1", "%s", res.why);
         break;

@@ -60,6 +60,9 @@ struct store_account {
     uint32_t max_rate;          /* messages per second */
     bool dmarc_report_only;     /* MX: never reject/quarantine on DMARC for this account */
     int64_t created_at;
+    int reputation;             /* service/reputation.h: healthy, warning, paused */
+    char reputation_reason[256];
+    int64_t reputation_at;      /* when it last changed */
 };
 /* Fills a->id and a->created_at (when 0). STORE_EXISTS when the name is taken;
  * names compare case-insensitively ("Acme" and "acme" are one account). */
@@ -68,6 +71,25 @@ int store_account_get(struct store *st, int64_t id, struct store_account *out);
 int store_account_get_by_name(struct store *st, const char *name, struct store_account *out);
 /* Updates sandbox, max_24h, max_rate, dmarc_report_only of a->id. */
 int store_account_update(struct store *st, const struct store_account *a);
+/* Every account, oldest first, at most limit. */
+int store_account_list(struct store *st, int limit,
+                       int (*cb)(const struct store_account *a, void *arg), void *arg);
+/* The reputation guard's status of an account (and why, and when). */
+int store_account_reputation_set(struct store *st, int64_t account_id, int status,
+                                 const char *reason, int64_t at);
+/* Sending outcomes of an account per UTC day (day = Unix time / 86400). */
+struct store_account_stats {
+    int64_t day;
+    int64_t sends, delivered, bounces, unknown, complaints;
+};
+/* Adds the counts of d to the account's row for day. */
+int store_account_stats_add(struct store *st, int64_t account_id, int64_t day,
+                            const struct store_account_stats *d);
+/* The account's days from since_day on, newest first. */
+int store_account_stats_list(struct store *st, int64_t account_id, int64_t since_day,
+                             int (*cb)(const struct store_account_stats *d, void *arg), void *arg);
+/* Forgets the account's counts (an operator resumed it: a fresh window). */
+int store_account_stats_clear(struct store *st, int64_t account_id);
 
 /* ---- credentials: API keys and SMTP passwords, stored as argon2id hashes ---- */
 enum store_cred_kind { STORE_CRED_API_KEY = 1, STORE_CRED_SMTP = 2 };

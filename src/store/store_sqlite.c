@@ -260,6 +260,21 @@ static const char *const migrations[] = {
     "  received_at INTEGER NOT NULL,"
     "  UNIQUE (account_id, org_name, report_id));"
     "CREATE INDEX dmarc_reports_in_domain ON dmarc_reports_in(account_id, domain, begin_at);",
+    /* 5: the reputation guard (issue 9): an account's status, and its
+     * sending outcomes counted per UTC day (cheap to update on every event,
+     * cheap to sum over a window). */
+    "ALTER TABLE accounts ADD COLUMN reputation INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE accounts ADD COLUMN reputation_reason TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE accounts ADD COLUMN reputation_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE account_stats ("
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  day INTEGER NOT NULL,"            /* Unix time / 86400 */
+    "  sends INTEGER NOT NULL DEFAULT 0,"
+    "  delivered INTEGER NOT NULL DEFAULT 0,"
+    "  bounces INTEGER NOT NULL DEFAULT 0,"    /* permanent */
+    "  unknown INTEGER NOT NULL DEFAULT 0,"    /* permanent, recipient does not exist */
+    "  complaints INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (account_id, day)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -342,6 +357,17 @@ static const char *const sql[S_COUNT] = {
                      "json, received_at FROM dmarc_reports_in WHERE account_id = ?1 AND "
                      "(domain = ?2 OR ?2 = '') AND end_at >= ?3 ORDER BY begin_at DESC, id DESC "
                      "LIMIT ?4",
+    [S_ACC_LIST] = "SELECT " ACC_COLS " FROM accounts ORDER BY id LIMIT ?1",
+    [S_REP_SET] = "UPDATE accounts SET reputation = ?2, reputation_reason = ?3, "
+                  "reputation_at = ?4 WHERE id = ?1",
+    [S_REP_STATS_ADD] = "INSERT INTO account_stats (account_id, day, sends, delivered, bounces, "
+                        "unknown, complaints) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                        "ON CONFLICT (account_id, day) DO UPDATE SET sends = sends + ?3, "
+                        "delivered = delivered + ?4, bounces = bounces + ?5, "
+                        "unknown = unknown + ?6, complaints = complaints + ?7",
+    [S_REP_STATS_LIST] = "SELECT day, sends, delivered, bounces, unknown, complaints FROM "
+                         "account_stats WHERE account_id = ?1 AND day >= ?2 ORDER BY day DESC",
+    [S_REP_STATS_CLEAR] = "DELETE FROM account_stats WHERE account_id = ?1",
     [S_SND_VERIFIED_ELSEWHERE] = "SELECT 1 FROM senders WHERE address = ?1 AND status = 1 "
                                  "AND account_id <> ?2 LIMIT 1",
     [S_INB_INSERT] = "INSERT INTO inbound (account_id, received_at, mail_from, rcpt_json, "
@@ -918,6 +944,9 @@ static void read_account(sqlite3_stmt *s, struct store_account *out)
     out->max_rate = (uint32_t)sqlite3_column_int64(s, 4);
     out->dmarc_report_only = sqlite3_column_int(s, 5) != 0;
     out->created_at = sqlite3_column_int64(s, 6);
+    out->reputation = sqlite3_column_int(s, 7);
+    sq_col_text(s, 8, out->reputation_reason, sizeof out->reputation_reason);
+    out->reputation_at = sqlite3_column_int64(s, 9);
 }
 
 /* Steps a statement expected to return at most one row, read by fn. */
@@ -1328,4 +1357,96 @@ int store_outbound_count_since(struct store *st, int64_t account_id, int64_t sin
 int store_outbound_count(struct store *st, int64_t *n)
 {
     return count(st, S_OUT_COUNT, "outbound_count", 0, 0, n);
+}
+
+/* ---- the reputation guard ---- */
+
+int store_account_list(struct store *st, int limit,
+                       int (*cb)(const struct store_account *a, void *arg), void *arg)
+{
+    sqlite3_stmt *s = sq_stmt(st, S_ACC_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int(s, 1, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_account a;
+        read_account(s, &a);
+        if (cb(&a, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sq_done(s);
+    return rc == SQLITE_DONE ? STORE_OK : sq_fail(st, "account_list", rc);
+}
+
+int store_account_reputation_set(struct store *st, int64_t account_id, int status,
+                                 const char *reason, int64_t at)
+{
+    sqlite3_stmt *s = sq_stmt(st, S_REP_SET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    sqlite3_bind_int(s, 2, status);
+    sq_bind_str(s, 3, reason ? reason : "");
+    sqlite3_bind_int64(s, 4, at);
+    int rc = sq_write_rc(st, "account_reputation_set", sqlite3_step(s));
+    sq_done(s);
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+int store_account_stats_add(struct store *st, int64_t account_id, int64_t day,
+                            const struct store_account_stats *d)
+{
+    sqlite3_stmt *s = sq_stmt(st, S_REP_STATS_ADD);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    sqlite3_bind_int64(s, 2, day);
+    sqlite3_bind_int64(s, 3, d->sends);
+    sqlite3_bind_int64(s, 4, d->delivered);
+    sqlite3_bind_int64(s, 5, d->bounces);
+    sqlite3_bind_int64(s, 6, d->unknown);
+    sqlite3_bind_int64(s, 7, d->complaints);
+    int rc = sq_write_rc(st, "account_stats_add", sqlite3_step(s));
+    sq_done(s);
+    return rc;
+}
+
+int store_account_stats_list(struct store *st, int64_t account_id, int64_t since_day,
+                             int (*cb)(const struct store_account_stats *d, void *arg), void *arg)
+{
+    sqlite3_stmt *s = sq_stmt(st, S_REP_STATS_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    sqlite3_bind_int64(s, 2, since_day);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_account_stats d = {
+            .day = sqlite3_column_int64(s, 0), .sends = sqlite3_column_int64(s, 1),
+            .delivered = sqlite3_column_int64(s, 2), .bounces = sqlite3_column_int64(s, 3),
+            .unknown = sqlite3_column_int64(s, 4), .complaints = sqlite3_column_int64(s, 5),
+        };
+        if (cb(&d, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sq_done(s);
+    return rc == SQLITE_DONE ? STORE_OK : sq_fail(st, "account_stats_list", rc);
+}
+
+int store_account_stats_clear(struct store *st, int64_t account_id)
+{
+    sqlite3_stmt *s = sq_stmt(st, S_REP_STATS_CLEAR);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    int rc = sq_write_rc(st, "account_stats_clear", sqlite3_step(s));
+    sq_done(s);
+    return rc;
 }

@@ -27,6 +27,7 @@ enum sid {
     S_SND_VERIFIED_ELSEWHERE,
     S_DM_EVAL_INSERT, S_DM_EVAL_DUE, S_DM_EVAL_ROWS, S_DM_EVAL_POLICY, S_DM_EVAL_MARK,
     S_DM_OUT_INSERT, S_DM_OUT_LIST, S_DM_IN_INSERT, S_DM_IN_LIST,
+    S_ACC_LIST, S_REP_SET, S_REP_STATS_ADD, S_REP_STATS_LIST, S_REP_STATS_CLEAR,
     S_INB_INSERT, S_INB_LIST, S_INB_GET, S_INB_COUNT,
     S_RULE_INSERT, S_RULE_DELETE, S_RULE_LIST,
     S_OUT_MSG_INSERT, S_OUT_RCPT_INSERT, S_OUT_COUNT_SINCE, S_OUT_OLDEST_SINCE, S_OUT_COUNT,
@@ -41,7 +42,8 @@ enum sid {
     S_COUNT
 };
 
-#define ACC_COLS "id, name, sandbox, max_24h, max_rate, dmarc_report_only, created_at"
+#define ACC_COLS "id, name, sandbox, max_24h, max_rate, dmarc_report_only, created_at, " \
+                 "reputation, reputation_reason, reputation_at"
 #define DOM_COLS "id, account_id, domain, status, verify_token, mail_from_domain, " \
                  "created_at, verified_at, checked_at, mail_from_status, mail_from_behavior, " \
                  "next_check_at, missing_since, check_attempts"
