@@ -179,6 +179,30 @@ static void test_value_forms(void **state)
     assert_int_equal(load(&c, "[log]\nlevel = error", err, sizeof err), 0);
     assert_string_equal(c.log_level, "error");
 
+    /* percentages ([reputation]): parts per million */
+    static const struct { const char *v; unsigned want; } pct[] = {
+        { "5%", 50000 }, { "0.1%", 1000 }, { "0.05%", 500 }, { "100%", 1000000 },
+        { "0%", 0 }, { "12.3456%", 123456 },
+    };
+    for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[reputation]\nbounce_pause = %s\n", pct[i].v);
+        assert_int_equal(load(&c, text, err, sizeof err), 0);
+        assert_int_equal(c.reputation_bounce_pause, pct[i].want);
+    }
+    static const char *const bad_pct[] = { "5", "%", "101%", "0.12345%", "1.%", "-1%", "1e2%",
+                                           "5 %", "1000%" };
+    for (size_t i = 0; i < sizeof bad_pct / sizeof bad_pct[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[reputation]\nbounce_pause = %s\n", bad_pct[i]);
+        if (load(&c, text, err, sizeof err) == 0)
+            fail_msg("accepted %s", bad_pct[i]);
+        assert_non_null(strstr(err, "t.conf:2: [reputation] bounce_pause"));
+    }
+    config_defaults(&c);
+    assert_int_equal(c.reputation_complaint_warning, 1000);   /* 0.1 % */
+    assert_int_equal(c.reputation_min_sends, 500);
+
     static const struct { const char *v; uint64_t want; } sizes[] = {
         { "65536", 65536 }, { "512k", 512 * 1024 }, { "512K", 512 * 1024 },
         { "25M", 25u * 1024 * 1024 }, { "1g", 1024u * 1024 * 1024 },
