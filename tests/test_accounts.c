@@ -143,6 +143,20 @@ static void create_and_defaults(void **state)
     assert_int_equal(store_account_get_by_name(f->st, "custom", &back), STORE_OK);
     assert_int_equal(back.max_24h, 10);
 
+    /* no secret starts with '-' or '_' (a leading '-' reads as an option
+     * to swaks, curl, getopt): 2 of 64 would without the redraw */
+    for (int i = 0; i < 60; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "many%d", i);
+        assert_int_equal(account_create(f->st, name, false, 0, 0, &c, &s2, err, sizeof err),
+                         STORE_OK);
+        /* sk_ID_SECRET: the id is hex, so the secret follows the second '_' */
+        const char *pw = s2.smtp_password;
+        const char *key = strchr(strchr(s2.api_key, '_') + 1, '_') + 1;
+        if (pw[0] == '-' || pw[0] == '_' || key[0] == '-' || key[0] == '_')
+            fail_msg("a secret starts with '-' or '_'");
+    }
+
     /* taken names, in any case, and bad names */
     err[0] = '\0';
     assert_int_equal(account_create(f->st, "acme", true, 0, 0, &c, &s2, err, sizeof err),

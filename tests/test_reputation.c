@@ -226,6 +226,13 @@ static void burst_and_jump(void **state)
     sends(AF.b.id, 501);
     assert_int_equal(status_of(AF.b.id, &r), REPUTATION_WARNING);
     assert_non_null(strstr(r.reason, "times the daily average"));
+
+    /* a short window: days read for the volume average are not counted */
+    l.window_days = 1;
+    reputation_configure(&l);
+    assert_int_equal(status_of(AF.b.id, &r), REPUTATION_WARNING);
+    assert_int_equal(r.sends, 600);          /* today only, not the 70 before */
+    assert_int_equal(r.window_days, 1);
 }
 
 int main(void)

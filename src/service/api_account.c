@@ -1,4 +1,5 @@
-/* GET and PATCH /v1/account: the caller's own account, its quotas, what
+/* GET and PATCH /v1/account: the caller's own account, its quotas, its
+ * reputation (service/reputation.h), what
  * it sent in the last 24 hours and what it may still send in them. The only field an account changes itself
  * is dmarc_report_only; sandbox and quotas are the operator's
  * (`sesame account ...`). */

@@ -86,7 +86,8 @@ static int window_cb(const struct store_account_stats *d, void *arg)
     } else if (d->day >= w->today - VOLUME_HISTORY_DAYS) {
         w->history_sends += d->sends;
     }
-    if (!w->full) {
+    /* the days read for the volume average may reach beyond the window */
+    if (!w->full && d->day > w->today - (int64_t)w->l->window_days) {
         struct reputation *r = w->r;
         r->sends += d->sends;
         r->delivered += d->delivered;
