@@ -219,7 +219,8 @@ static void burst_and_jump(void **state)
     int64_t today = (int64_t)time(NULL) / DAY;
     for (int d = 1; d <= 7; d++) {
         struct store_account_stats s = { .sends = 10, .delivered = 10 };
-        assert_int_equal(store_account_stats_add(AF.st, AF.b.id, today - d, &s), STORE_OK);
+        assert_int_equal(store_account_stats_add(AF.st, AF.b.id, today - d, &s, NULL),
+                         STORE_OK);
     }
     sends(AF.b.id, 99);
     assert_int_equal(status_of(AF.b.id, &r), REPUTATION_HEALTHY);   /* below min_sends today */

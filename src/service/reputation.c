@@ -15,6 +15,8 @@
 #define DAY 86400
 /* Days before today whose average sets what a "normal" day is. */
 #define VOLUME_HISTORY_DAYS 7
+/* Sends between two volume checks. */
+#define JUDGE_EVERY 50
 /* Share of today's outcomes that must be unknown recipients for a burst. */
 #define UNKNOWN_BURST_SHARE 0.10
 
@@ -278,16 +280,29 @@ int reputation_on_event(struct store *st, int64_t account_id, const json_t *ev, 
     } else {
         return STORE_OK;
     }
-    int rc = store_account_stats_add(st, account_id, now / DAY, &d);
+    int64_t sends_today = 0;
+    int rc = store_account_stats_add(st, account_id, now / DAY, &d, &sends_today);
     if (rc != STORE_OK)
         return rc;
     struct reputation_limits l;
     reputation_limits_get(&l);
+    /* Judging reads the window: after every bounce and complaint (what
+     * can worsen the rates), but after a send only every JUDGE_EVERY sends
+     * of the day (the volume rule), and after a delivery only when the
+     * account is warned (what can lift it): deliveries and sends are most
+     * events, and delivery writes them in its hot loop. */
+    bool worse = d.bounces || d.complaints;
+    int64_t before = sends_today - d.sends;
+    if (d.sends && !worse && before / JUDGE_EVERY == sends_today / JUDGE_EVERY &&
+        !(before < (int64_t)l.min_sends && sends_today >= (int64_t)l.min_sends))
+        return STORE_OK;
     struct store_account a;
     if ((rc = store_account_get(st, account_id, &a)) != STORE_OK)
         return rc;
     if (a.reputation == REPUTATION_PAUSED)
         return STORE_OK;   /* only an operator lifts a pause */
+    if (d.delivered && a.reputation == REPUTATION_HEALTHY)
+        return STORE_OK;
     struct reputation r;
     memset(&r, 0, sizeof r);
     struct window w;

@@ -82,9 +82,10 @@ struct store_account_stats {
     int64_t day;
     int64_t sends, delivered, bounces, unknown, complaints;
 };
-/* Adds the counts of d to the account's row for day. */
+/* Adds the counts of d to the account's row for day; *sends_today (may
+ * be NULL) gets that day's sends after the addition. */
 int store_account_stats_add(struct store *st, int64_t account_id, int64_t day,
-                            const struct store_account_stats *d);
+                            const struct store_account_stats *d, int64_t *sends_today);
 /* The account's days from since_day on, newest first. */
 int store_account_stats_list(struct store *st, int64_t account_id, int64_t since_day,
                              int (*cb)(const struct store_account_stats *d, void *arg), void *arg);

@@ -364,7 +364,7 @@ static const char *const sql[S_COUNT] = {
                         "unknown, complaints) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
                         "ON CONFLICT (account_id, day) DO UPDATE SET sends = sends + ?3, "
                         "delivered = delivered + ?4, bounces = bounces + ?5, "
-                        "unknown = unknown + ?6, complaints = complaints + ?7",
+                        "unknown = unknown + ?6, complaints = complaints + ?7 RETURNING sends",
     [S_REP_STATS_LIST] = "SELECT day, sends, delivered, bounces, unknown, complaints FROM "
                          "account_stats WHERE account_id = ?1 AND day >= ?2 ORDER BY day DESC",
     [S_REP_STATS_CLEAR] = "DELETE FROM account_stats WHERE account_id = ?1",
@@ -1399,7 +1399,7 @@ int store_account_reputation_set(struct store *st, int64_t account_id, int statu
 }
 
 int store_account_stats_add(struct store *st, int64_t account_id, int64_t day,
-                            const struct store_account_stats *d)
+                            const struct store_account_stats *d, int64_t *sends_today)
 {
     sqlite3_stmt *s = sq_stmt(st, S_REP_STATS_ADD);
     if (!s)
@@ -1411,7 +1411,13 @@ int store_account_stats_add(struct store *st, int64_t account_id, int64_t day,
     sqlite3_bind_int64(s, 5, d->bounces);
     sqlite3_bind_int64(s, 6, d->unknown);
     sqlite3_bind_int64(s, 7, d->complaints);
-    int rc = sq_write_rc(st, "account_stats_add", sqlite3_step(s));
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        if (sends_today)
+            *sends_today = sqlite3_column_int64(s, 0);
+        step = sqlite3_step(s);
+    }
+    int rc = sq_write_rc(st, "account_stats_add", step);
     sq_done(s);
     return rc;
 }
